@@ -1,0 +1,165 @@
+"""What the mappings hand to the rules: findings about one patient, each with the evidence behind it.
+
+These types are the contract between `fhir_mappings` (which builds them from FHIR JSON) and the rules
+engine in `service` (which only reads them). They speak in clinical concepts (`cancer-history`), never in
+codes; the codes stay in the value sets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from enum import StrEnum
+from typing import Any, Literal
+
+Modality = Literal["XR", "MRI", "CT"]
+
+RED_FLAG_IDS: tuple[str, ...] = (
+    "cauda-equina",
+    "severe-neurologic-deficit",
+    "cancer-history",
+    "unexplained-weight-loss",
+    "age-over-50",
+    "fever",
+    "iv-drug-use",
+    "immunosuppression",
+    "spinal-infection",
+    "prolonged-corticosteroids",
+    "osteoporosis",
+    "recent-trauma",
+    "age-over-70",
+    "prior-lumbar-surgery",
+)
+
+
+class FlagStatus(StrEnum):
+    """A red flag is present, absent, or could not be checked: unknown never reads as absent."""
+
+    PRESENT = "present"
+    ABSENT = "absent"
+    UNKNOWN = "unknown"
+
+
+class InputKind(StrEnum):
+    """The parts of a patient's record the mappings read; each may be supplied or not."""
+
+    PATIENT = "patient"
+    CONDITIONS = "conditions"
+    OBSERVATIONS = "observations"
+    MEDICATIONS = "medications"
+    PROCEDURES = "procedures"
+    SERVICE_REQUESTS = "serviceRequests"
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """One fact from the record that a clinician can check: which resource, which code, which date."""
+
+    reference: str  # "Condition/abc", or "ServiceRequest/x" for an order's reason
+    code: str | None = None
+    system: str | None = None
+    display: str | None = None
+    date: str | None = None  # as written in the record (partial dates allowed)
+    detail: str | None = None  # e.g. "38.4 Cel", "82 kg -> 76 kg (-7.3%)", "120 days of the last 365"
+
+
+@dataclass(frozen=True, slots=True)
+class RedFlag:
+    id: str  # one of RED_FLAG_IDS
+    status: FlagStatus
+    evidence: tuple[Evidence, ...] = ()
+    # Inputs that were not supplied and could have shown this flag; set when status is UNKNOWN.
+    unchecked: tuple[InputKind, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Episode:
+    """The current low back pain episode, from active Conditions in the low-back-pain value set."""
+
+    active: bool
+    onset: date | None = None
+    symptom_days: int | None = None
+    evidence: tuple[Evidence, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ConservativeTherapy:
+    """Physical therapy or spinal manipulation documented on or after the episode's onset."""
+
+    documented: bool
+    evidence: tuple[Evidence, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class OrderCoding:
+    system: str
+    code: str
+    display: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ImagingOrder:
+    """A draft ServiceRequest recognised as lumbar-spine imaging."""
+
+    reference: str  # "ServiceRequest/<id>"
+    resource_id: str | None
+    modality: Modality
+    procedure: str  # procedure id, e.g. "mri-lumbar-without-contrast"
+    coding: OrderCoding  # the coding that identified the procedure
+    # The order's reasonCode / reasonReference (resolved against the record by `findings`).
+    reason_names_low_back_pain: bool = False
+    reason_red_flags: tuple[str, ...] = ()
+    # The ServiceRequest as the client sent it, for system actions that annotate it unchanged.
+    resource: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class DataGap:
+    """An input that was missing, so some findings could not be checked."""
+
+    id: str  # e.g. "observations-not-supplied", "birthdate-missing"
+    description: str  # in a clinician's words, says what could not be checked
+    affects: tuple[str, ...] = ()  # red-flag ids, "episode", "therapy", "age"
+
+
+@dataclass(frozen=True, slots=True)
+class DataQualityNote:
+    """A resource skipped because it failed validation; never a reason to fail the request."""
+
+    resource_type: str
+    resource_id: str | None
+    problem: str
+
+
+@dataclass(frozen=True, slots=True)
+class Findings:
+    as_of: date
+    patient_reference: str | None  # "Patient/<id>"
+    age_years: int | None
+    sex: str | None
+    episode: Episode
+    therapy: ConservativeTherapy
+    red_flags: Mapping[str, RedFlag]  # every id in RED_FLAG_IDS, present, absent or unknown
+    orders: tuple[ImagingOrder, ...] = ()
+    data_gaps: tuple[DataGap, ...] = ()
+    data_quality: tuple[DataQualityNote, ...] = ()
+
+    def present_flags(self) -> tuple[RedFlag, ...]:
+        return tuple(flag for flag in self.red_flags.values() if flag.status is FlagStatus.PRESENT)
+
+    def is_present(self, flag_id: str) -> bool:
+        flag = self.red_flags.get(flag_id)
+        return flag is not None and flag.status is FlagStatus.PRESENT
+
+
+@dataclass(slots=True)
+class PatientRecord:
+    """Raw FHIR JSON grouped by what it is for. `None` means not supplied; `[]` means supplied, none."""
+
+    patient: Mapping[str, Any] | None = None
+    conditions: list[Mapping[str, Any]] | None = None
+    observations: list[Mapping[str, Any]] | None = None
+    medications: list[Mapping[str, Any]] | None = None  # MedicationRequest and MedicationStatement
+    procedures: list[Mapping[str, Any]] | None = None
+    service_requests: list[Mapping[str, Any]] | None = None  # therapy referrals already in the record
