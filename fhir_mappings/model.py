@@ -15,6 +15,18 @@ from typing import Any, Literal
 
 Modality = Literal["XR", "MRI", "CT"]
 
+# `ImagingOrder.procedure` ids: the procedures of the ACR "Low Back Pain" (2021) tables, lumbar spine.
+PROCEDURE_IDS: tuple[str, ...] = (
+    "xr-lumbar",
+    "mri-lumbar-without-contrast",
+    "mri-lumbar-with-contrast",
+    "mri-lumbar-without-and-with-contrast",
+    "ct-lumbar-without-contrast",
+    "ct-lumbar-with-contrast",
+    "ct-lumbar-without-and-with-contrast",
+    "ct-myelography-lumbar",
+)
+
 RED_FLAG_IDS: tuple[str, ...] = (
     "cauda-equina",
     "severe-neurologic-deficit",
@@ -160,6 +172,10 @@ class PatientRecord:
     patient: Mapping[str, Any] | None = None
     conditions: list[Mapping[str, Any]] | None = None
     observations: list[Mapping[str, Any]] | None = None
-    medications: list[Mapping[str, Any]] | None = None  # MedicationRequest and MedicationStatement
+    # MedicationRequest and MedicationStatement, plus any Medication they reference (`_include`d).
+    medications: list[Mapping[str, Any]] | None = None
     procedures: list[Mapping[str, Any]] | None = None
     service_requests: list[Mapping[str, Any]] | None = None  # therapy referrals already in the record
+    # Kinds supplied only in part (a page failed or was not fetched): what is there counts as evidence,
+    # but the absence of a finding in them proves nothing.
+    incomplete: set[InputKind] = field(default_factory=set)
