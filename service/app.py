@@ -2,17 +2,98 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
 
-from service.config import load_settings
+from service.cds.services import load_catalog
+from service.config import ConfigError, Settings, load_settings
+from service.errors import register_error_handlers
+from service.fetch import PrefetchGatherer
+from service.http import admin as admin_http
+from service.http import evaluate, health, hooks
+from service.http import feedback as feedback_http
+from service.rules import load_rules
+from service.runtime import EXTENSION_KEY, Clock, IdFactory, Runtime, new_uuid, utc_now
+from service.security import ClientRegistry, JwtVerifier, configure_logging, init_security
+from service.store import Store
+
+logger = logging.getLogger("lbp.app")
 
 
-def create_app(config: Mapping[str, Any] | None = None) -> Flask:
-    """Build the app. `config` overrides settings by field name (tests); the environment gives the rest."""
+def _client_registry(settings: Settings) -> ClientRegistry | None:
+    if settings.clients_file is None:
+        if settings.auth == "required":
+            raise ConfigError(
+                "CDS_AUTH is 'required' but CDS_CLIENTS_FILE is not set: name the file of trusted CDS "
+                "clients (see examples/clients.example.yaml), or set CDS_AUTH=disabled for a local demo"
+            )
+        return None
+    return ClientRegistry.load(settings.clients_file)
+
+
+def create_app(
+    config: Mapping[str, Any] | None = None,
+    *,
+    clock: Clock | None = None,
+    new_id: IdFactory | None = None,
+) -> Flask:
+    """Build the app.
+
+    `config` overrides settings by field name (tests); the environment gives the rest. `clock` and
+    `new_id` are injected so answers are reproducible in tests.
+    """
     settings = load_settings(overrides=config)
+    configure_logging(settings.log_level)
+    clock = clock or utc_now
+    new_id = new_id or new_uuid
+
+    clients = _client_registry(settings)
+    store = Store.open(settings.database_url, patient_hash_key=settings.patient_hash_key, clock=clock)
+    runtime = Runtime(
+        settings=settings,
+        clock=clock,
+        new_id=new_id,
+        catalog=load_catalog(),
+        rules=load_rules(),
+        store=store,
+        gatherer=PrefetchGatherer(
+            deadline_seconds=settings.fetch_deadline_seconds,
+            query_timeout_seconds=settings.fetch_query_timeout_seconds,
+            max_pages=settings.fetch_max_pages,
+            max_response_bytes=settings.fetch_max_response_bytes,
+        ),
+        clients=clients,
+    )
+    verifier = None
+    if settings.auth == "required" and clients is not None:
+        verifier = JwtVerifier(
+            clients,
+            store,
+            audiences=settings.public_base_urls,
+            leeway_seconds=settings.jwt_leeway_seconds,
+            jwks_timeout_seconds=settings.jwks_fetch_timeout_seconds,
+            clock=clock,
+        )
+
     app = Flask(__name__)
-    app.config["SETTINGS"] = settings
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # keep the order cards are built in
+    app.extensions[EXTENSION_KEY] = runtime
+    register_error_handlers(app)
+    init_security(app, settings=settings, verifier=verifier)
+    for blueprint in (
+        health.blueprint,
+        hooks.blueprint,
+        evaluate.blueprint,
+        feedback_http.blueprint,
+        admin_http.blueprint,
+    ):
+        app.register_blueprint(blueprint)
+    logger.info(
+        "service ready",
+        extra={"auth": settings.auth, "database": store.dialect, "rules_version": runtime.rules.version},
+    )
     return app

@@ -90,8 +90,10 @@ def _convert(variable: str, name: str, raw: Any) -> Any:
             return False
         raise ConfigError(f"{variable} must be true or false, got {value!r}")
     if kind == "tuple[str, ...]":
-        items = tuple(item.strip().rstrip("/") if name == "public_base_urls" else item.strip()
-                      for item in value.replace(",", " ").split())
+        items = tuple(
+            item.strip().rstrip("/") if name == "public_base_urls" else item.strip()
+            for item in value.replace(",", " ").split()
+        )
         if not items:
             raise ConfigError(f"{variable} must name at least one value")
         return items

@@ -1,0 +1,30 @@
+"""Gunicorn settings for production and `make run`. Environment variables override (see README)."""
+
+import multiprocessing
+import os
+from typing import Any
+
+bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8080')}"  # noqa: S104 - a container listens on all interfaces
+worker_class = "gthread"
+workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count()))
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+# Load the app once in the master (fhir.resources models, rules, value sets) and fork the workers.
+preload_app = True
+# A hook should answer in ~500 ms and the FHIR fetch deadline is 2 s: a worker stuck for 30 s is broken.
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+graceful_timeout = 20
+keepalive = 5
+# Header limits against oversized request lines/headers; the body limit is CDS_MAX_BODY_BYTES (413).
+limit_request_line = 8190
+limit_request_fields = 100
+limit_request_field_size = 16384
+# Our JSON log lines carry the request record; gunicorn's access log would repeat the URL.
+accesslog = None
+errorlog = "-"
+loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    """Database connections must not cross a fork: each worker opens its own."""
+    app = server.app.wsgi()
+    app.extensions["lbp-imaging-cds"].store.after_fork()

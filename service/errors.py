@@ -1,0 +1,83 @@
+"""JSON errors: every 4xx/5xx answer is `{"error", "message", "location"?}`; never a stack trace."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, jsonify
+from werkzeug.exceptions import HTTPException
+
+logger = logging.getLogger("lbp.errors")
+
+# Werkzeug's own HTTP errors (routing, body size, methods) mapped to our codes.
+_HTTP_CODES = {
+    400: "invalid-request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    412: "precondition-failed",
+    413: "payload-too-large",
+    415: "unsupported-media-type",
+}
+
+
+class ApiError(Exception):
+    """An error the client can act on: status, a stable code, a message and where in the input."""
+
+    def __init__(self, status: int, code: str, message: str, location: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.location = location
+
+    def body(self) -> dict[str, Any]:
+        if self.status == 401:
+            return {"error": "unauthorized"}  # the spec's rule: no detail for the caller
+        body: dict[str, Any] = {"error": self.code, "message": self.message}
+        if self.location:
+            body["location"] = self.location
+        return body
+
+
+def bad_request(message: str, location: str | None = None) -> ApiError:
+    return ApiError(400, "invalid-request", message, location)
+
+
+def error_response(error: ApiError) -> Response:
+    response = jsonify(error.body())
+    response.status_code = error.status
+    if error.status == 401:
+        response.headers["WWW-Authenticate"] = "Bearer"
+    return response
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def _api_error(error: ApiError) -> Response:
+        return error_response(error)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(error: HTTPException) -> Response:
+        status = error.code or 500
+        if status == 413:
+            limit = app.config.get("MAX_CONTENT_LENGTH")
+            message = f"request body is larger than the limit of {limit} bytes"
+        elif status == 404:
+            message = "no such endpoint"
+        elif status == 405:
+            message = "method not allowed on this endpoint"
+        else:
+            message = error.description or error.name
+        response = error_response(ApiError(status, _HTTP_CODES.get(status, "invalid-request"), message))
+        if status == 405 and error.get_response().headers.get("Allow"):
+            response.headers["Allow"] = error.get_response().headers["Allow"]
+        return response
+
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception) -> Response:
+        # The type only: exception text may quote patient data.
+        logger.error("unhandled error", extra={"error_type": type(error).__name__})
+        return error_response(ApiError(500, "internal-error", "internal error; the incident was logged"))

@@ -1,0 +1,188 @@
+"""Bad input gets a clear JSON error naming what is wrong and where; never a 500 or a stack trace."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+from tests.api.test_hooks import SELECT, SIGN, example_request
+
+
+def _drop(path: str) -> Callable[[dict[str, Any]], None]:
+    def change(request: dict[str, Any]) -> None:
+        *parents, last = path.split(".")
+        node = request
+        for key in parents:
+            node = node[key]
+        del node[last]
+
+    return change
+
+
+def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    def change(request: dict[str, Any]) -> None:
+        *parents, last = path.split(".")
+        node = request
+        for key in parents:
+            node = node[key]
+        node[last] = value
+
+    return change
+
+
+def _bad_entry(request: dict[str, Any]) -> None:
+    entries = request["context"]["draftOrders"]["entry"]
+    entries.extend([copy.deepcopy(entries[0]), {"resource": "not a resource"}])
+    entries[1]["resource"]["id"] = "second"
+
+
+# (change to the valid example request, expected location, words the message must hold)
+BAD_REQUESTS = [
+    pytest.param(_drop("hook"), "hook", "required", id="missing-hook"),
+    pytest.param(_drop("hookInstance"), "hookInstance", "required", id="missing-hookInstance"),
+    pytest.param(_drop("context"), "context", "required", id="missing-context"),
+    pytest.param(_set("context", []), "context", "object", id="context-not-object"),
+    pytest.param(_set("hook", "order-select"), "hook", "order-sign", id="hook-does-not-match-service"),
+    pytest.param(_set("hookInstance", 42), "hookInstance", "string", id="hookInstance-not-string"),
+    pytest.param(_drop("context.patientId"), "context.patientId", "required", id="missing-patientId"),
+    pytest.param(_drop("context.draftOrders"), "context.draftOrders", "required", id="missing-draftOrders"),
+    pytest.param(_set("context.draftOrders", "x"), "context.draftOrders", "object", id="draftOrders-string"),
+    pytest.param(
+        _set("context.draftOrders.entry", {}), "context.draftOrders.entry", "array", id="entry-not-array"
+    ),
+    pytest.param(
+        _bad_entry, "context.draftOrders.entry[2].resource", "resourceType", id="entry-not-resource"
+    ),
+    pytest.param(_set("prefetch", ["x"]), "prefetch", "object", id="prefetch-not-object"),
+    pytest.param(
+        _set("prefetch.conditions", "x"), "prefetch.conditions", "Bundle", id="prefetch-value-string"
+    ),
+    pytest.param(
+        _set("fhirAuthorization", {"access_token": "t", "token_type": "Bearer"}),
+        "fhirServer",
+        "fhirServer",
+        id="authorization-without-server",
+    ),
+]
+
+
+@pytest.mark.parametrize(("change", "location", "words"), BAD_REQUESTS)
+def test_malformed_hook_request_is_400_naming_the_element(
+    client: FlaskClient, change: Callable[[dict[str, Any]], None], location: str, words: str
+) -> None:
+    request = example_request()
+    change(request)
+    response = client.post(SIGN, json=request)
+    assert response.status_code == 400
+    assert response.json["error"] == "invalid-request"
+    assert response.json["location"] == location
+    assert words in response.json["message"]
+
+
+def test_order_select_without_selections_is_400(client: FlaskClient) -> None:
+    request = example_request()
+    request["hook"] = "order-select"
+    response = client.post(SELECT, json=request)
+    assert response.status_code == 400
+    assert response.json["location"] == "context.selections"
+
+
+def test_malformed_json_is_400_without_echoing_the_body(client: FlaskClient) -> None:
+    response = client.post(
+        SIGN, data=b'{"hook": "order-sign", "secret-value', content_type="application/json"
+    )
+    assert response.status_code == 400
+    assert response.json["error"] == "invalid-json"
+    assert "secret-value" not in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("body", [b"", b"[]", b"42", b'"text"'])
+def test_body_that_is_not_an_object_is_400(client: FlaskClient, body: bytes) -> None:
+    response = client.post(SIGN, data=body, content_type="application/json")
+    assert response.status_code == 400
+
+
+def test_non_json_content_type_is_415(client: FlaskClient) -> None:
+    response = client.post(SIGN, data=json.dumps(example_request()), content_type="text/plain")
+    assert response.status_code == 415
+    assert response.json["error"] == "unsupported-media-type"
+
+
+def test_unknown_service_is_404(client: FlaskClient) -> None:
+    response = client.post("/cds-services/no-such-service", json=example_request())
+    assert response.status_code == 404
+    assert response.json["error"] == "unknown-service"
+
+
+def test_unknown_path_and_wrong_method_are_json(client: FlaskClient) -> None:
+    assert client.get("/nowhere").json["error"] == "not-found"
+    response = client.get(SIGN)
+    assert response.status_code == 405
+    assert response.json["error"] == "method-not-allowed"
+
+
+def test_body_over_the_limit_is_413(make_client: Callable[..., FlaskClient]) -> None:
+    response = make_client(max_body_bytes=2048).post(SIGN, json=example_request())
+    assert response.status_code == 413
+    assert response.json["error"] == "payload-too-large"
+    assert "2048" in response.json["message"]
+
+
+def test_json_nested_deeper_than_the_limit_is_400(client: FlaskClient) -> None:
+    request = example_request()
+    deep: dict[str, Any] = {}
+    node = deep
+    for _ in range(100):
+        node["x"] = {}
+        node = node["x"]
+    request["extension"] = deep
+    response = client.post(SIGN, json=request)
+    assert response.status_code == 400
+    assert "nests deeper" in response.json["message"]
+
+
+def test_json_nested_past_the_interpreter_limit_is_400_not_500(client: FlaskClient) -> None:
+    body = b'{"hook": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    response = client.post(SIGN, data=body, content_type="application/json")
+    assert response.status_code == 400
+
+
+def test_prefetch_bundle_over_the_resource_limit_is_413(make_client: Callable[..., FlaskClient]) -> None:
+    limit = 50
+    client = make_client(max_resources=limit)
+    request = example_request()
+    request["prefetch"]["conditions"]["entry"] = [
+        {"resource": {"resourceType": "Condition", "id": str(i)}} for i in range(limit + 1)
+    ]
+    response = client.post(SIGN, json=request)
+    assert response.status_code == 413
+    assert response.json["location"] == "prefetch.conditions.entry"
+
+
+@pytest.mark.parametrize("as_of", ["yesterday", "2026-13-01", "26-11-2026"])
+def test_evaluate_with_a_bad_as_of_is_400(client: FlaskClient, as_of: str) -> None:
+    bundle = {"resourceType": "Bundle", "type": "collection", "entry": []}
+    response = client.post(f"/evaluate?asOf={as_of}", json=bundle)
+    assert response.status_code == 400
+    assert response.json["location"] == "asOf"
+
+
+@pytest.mark.parametrize(
+    ("body", "location"),
+    [
+        ({"resourceType": "Patient", "id": "x"}, "Bundle.resourceType"),
+        ({"resourceType": "Bundle", "entry": {"resource": {}}}, "Bundle.entry"),
+        ({"resourceType": "Bundle", "entry": [{"resource": {"id": "x"}}]}, "Bundle.entry[0].resource"),
+    ],
+)
+def test_evaluate_with_a_body_that_is_not_a_bundle_is_400(
+    client: FlaskClient, body: dict[str, Any], location: str
+) -> None:
+    response = client.post("/evaluate", json=body)
+    assert response.status_code == 400
+    assert response.json["location"] == location
