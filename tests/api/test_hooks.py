@@ -51,7 +51,8 @@ def test_discovery_lists_one_service_per_order_hook_with_2_0_prefetch_tokens(cli
     assert set(services) == {"order-select", "order-sign"}
     assert services["order-select"]["id"] != services["order-sign"]["id"]
     for service in services.values():
-        assert service["title"] and service["description"]
+        assert service["title"]
+        assert service["description"]
         prefetch = service["prefetch"]
         assert prefetch["patient"] == "Patient/{{context.patientId}}"
         for key in ("conditions", "observations", "medicationRequests", "procedures"):
