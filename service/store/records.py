@@ -1,0 +1,158 @@
+"""What the store keeps: typed, frozen records the service fills from its decision and from feedback.
+
+Nothing here may identify a patient. The patient reference is turned into a keyed hash by the store
+before it is written; evidence is kept as references (resource type/id, code, date), never as the
+record's text; and of a clinician's override comment only the fact that there was one is kept (the text
+can name the patient, see `FeedbackItem.user_comment_present`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+
+def _require_aware(value: datetime, field_name: str) -> None:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{field_name} must be timezone-aware, got {value.isoformat()}")
+
+
+def iso_utc(value: datetime) -> str:
+    """`2024-05-01T09:30:00Z` (microseconds only when there are some): the store's one time format."""
+    text = value.astimezone(UTC).isoformat()
+    return text.removesuffix("+00:00") + "Z"
+
+
+@dataclass(frozen=True, slots=True)
+class EvidenceReference:
+    """One fact a finding rests on, as a pointer into the patient's record (no display text)."""
+
+    finding: str  # the red-flag id (or "episode", "therapy") this evidence supports
+    reference: str  # "Condition/abc"
+    system: str | None = None
+    code: str | None = None
+    date: str | None = None  # as written in the record; partial dates allowed
+
+    def as_json(self) -> dict[str, str]:
+        fields = {
+            "finding": self.finding,
+            "reference": self.reference,
+            "system": self.system,
+            "code": self.code,
+            "date": self.date,
+        }
+        return {key: value for key, value in fields.items() if value is not None}
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRecord:
+    """One judged imaging order and the card (if any) that carried the advice about it."""
+
+    order_reference: str  # "ServiceRequest/<id>"
+    order_code_system: str
+    order_code: str
+    procedure: str  # procedure id, e.g. "mri-lumbar-without-contrast"
+    modality: str  # "XR" | "MRI" | "CT"
+    appropriateness: str  # e.g. "usually-not-appropriate"
+    pama_rating: str | None = None  # "appropriate" | "not-appropriate" | "no-criteria-apply"
+    card_uuid: str | None = None  # None when no card was shown (e.g. quiet when appropriate)
+    suggestion_uuids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AssessmentRecord:
+    """Everything needed to show, months later, what was advised, on what evidence, under which rules."""
+
+    assessment_id: str
+    created_at: datetime  # timezone-aware
+    service_id: str  # the CDS service id, or "evaluate" for the REST endpoint
+    rules_version: str
+    latency_ms: float
+    hook_instance: str | None = None
+    client_iss: str | None = None
+    patient_reference: str | None = None  # "Patient/<id>"; stored only as a keyed hash
+    variants: tuple[str, ...] = ()  # ids of the ACR variants that applied
+    red_flags: tuple[str, ...] = ()  # red-flag ids found present
+    unchecked_red_flags: tuple[str, ...] = ()  # red-flag ids that could not be checked (unknown)
+    evidence: tuple[EvidenceReference, ...] = ()
+    data_gaps: tuple[str, ...] = ()  # data-gap ids
+    urgent: bool = False
+    orders: tuple[OrderRecord, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.assessment_id:
+            raise ValueError("assessment_id must not be empty")
+        if not self.service_id:
+            raise ValueError("service_id must not be empty")
+        _require_aware(self.created_at, "created_at")
+        if self.latency_ms < 0:
+            raise ValueError(f"latency_ms must not be negative, got {self.latency_ms}")
+        cards = [order.card_uuid for order in self.orders if order.card_uuid is not None]
+        if len(cards) != len(set(cards)):
+            raise ValueError("two orders of one assessment carry the same card uuid")
+
+
+class FeedbackOutcome(StrEnum):
+    ACCEPTED = "accepted"
+    OVERRIDDEN = "overridden"
+
+
+@dataclass(frozen=True, slots=True)
+class OverrideReason:
+    """The coded reason a clinician gave for not following a card."""
+
+    system: str
+    code: str
+    display: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackItem:
+    """One CDS Hooks feedback item: what the clinician did with a card.
+
+    `user_comment_present` replaces the comment itself: a clinician's free text routinely names the
+    patient or their circumstances, and the store is built to hold no PHI so that it can be kept for the
+    retention period and shared with an imaging committee. The coded reason carries what a report needs.
+    """
+
+    card_uuid: str
+    outcome: FeedbackOutcome
+    outcome_timestamp: datetime  # timezone-aware
+    accepted_suggestions: tuple[str, ...] = ()
+    override_reason: OverrideReason | None = None
+    user_comment_present: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.card_uuid:
+            raise ValueError("card_uuid must not be empty")
+        _require_aware(self.outcome_timestamp, "outcome_timestamp")
+
+    def dedup_key(self, service_id: str, client_iss: str | None) -> str:
+        """Equal for a repeat of the same item, so it is stored once however often it is sent."""
+        reason = self.override_reason
+        identity = [
+            service_id,
+            client_iss,
+            self.card_uuid,
+            self.outcome.value,
+            iso_utc(self.outcome_timestamp),
+            sorted(self.accepted_suggestions),
+            [reason.system, reason.code] if reason else None,
+        ]
+        return hashlib.sha256(json.dumps(identity, separators=(",", ":")).encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackReceipt:
+    """The acknowledgement of a feedback call, sent once the items are committed."""
+
+    received: int
+    linked: int
+    unknown_cards: tuple[str, ...] = ()
+
+    def as_json(self) -> dict[str, Any]:
+        return {"received": self.received, "linked": self.linked, "unknownCards": list(self.unknown_cards)}

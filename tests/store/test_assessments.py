@@ -1,0 +1,184 @@
+"""An assessment is kept whole (record + orders), under a keyed patient hash, and survives a restart."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from service.store import Store, StoreError
+from service.store.database import normalise_database_url
+from tests.store.builders import (
+    CPT,
+    PATIENT_HASH_KEY,
+    START,
+    assessment,
+    order,
+    with_evidence,
+)
+
+
+def _all_text_in_database(database_url: str) -> str:
+    """Every value of every application table, as one string (to search for what must not be there)."""
+    engine = create_engine(normalise_database_url(database_url))
+    try:
+        with engine.connect() as connection:
+            parts: list[str] = []
+            for table in ("assessments", "assessment_orders", "feedback"):
+                parts.extend(repr(tuple(row)) for row in connection.execute(text(f"SELECT * FROM {table}")))  # noqa: S608
+            return "\n".join(parts)
+    finally:
+        engine.dispose()
+
+
+def test_save_and_get_round_trip_keeps_every_field(store: Store) -> None:
+    record = assessment(
+        1,
+        red_flags=("cancer-history",),
+        unchecked_red_flags=("fever", "iv-drug-use"),
+        variants=("variant-2",),
+        evidence=with_evidence(),
+        urgent=True,
+        latency_ms=12.25,
+        orders=(
+            order(1),
+            order(
+                2,
+                modality="XR",
+                procedure="xr-lumbar",
+                order_code="72100",
+                pama_rating=None,
+                card_uuid=None,
+                suggestion_uuids=(),
+                appropriateness="may-be-appropriate",
+            ),
+        ),
+    )
+    store.save_assessment(record)
+
+    assert store.get_assessment("assessment-1") == {
+        "assessmentId": "assessment-1",
+        "createdAt": "2026-03-01T09:01:00Z",
+        "serviceId": "lbp-imaging-order-sign",
+        "hookInstance": "hook-instance-1",
+        "clientIss": "https://ehr.example.org",
+        "patientKey": hmac.new(PATIENT_HASH_KEY.encode(), b"Patient/patient-1", hashlib.sha256).hexdigest(),
+        "rulesVersion": "acr-lbp-2021.1",
+        "latencyMs": 12.25,
+        "urgent": True,
+        "variants": ["variant-2"],
+        "redFlags": ["cancer-history"],
+        "uncheckedRedFlags": ["fever", "iv-drug-use"],
+        "evidence": [
+            {
+                "finding": "cancer-history",
+                "reference": "Condition/c1",
+                "system": "http://snomed.info/sct",
+                "code": "363346000",
+                "date": "2019-04",
+            },
+            {"finding": "episode", "reference": "Condition/lbp"},
+        ],
+        "dataGaps": ["observations-not-supplied"],
+        "orders": [
+            {
+                "cardUuid": "card-1",
+                "orderReference": "ServiceRequest/order-1",
+                "orderCode": {"system": CPT, "code": "72148"},
+                "procedure": "mri-lumbar-without-contrast",
+                "modality": "MRI",
+                "appropriateness": "usually-not-appropriate",
+                "pamaRating": "not-appropriate",
+                "suggestionUuids": ["suggestion-1-a", "suggestion-1-b"],
+                "feedback": [],
+            },
+            {
+                "orderReference": "ServiceRequest/order-2",
+                "orderCode": {"system": CPT, "code": "72100"},
+                "procedure": "xr-lumbar",
+                "modality": "XR",
+                "appropriateness": "may-be-appropriate",
+                "suggestionUuids": [],
+                "feedback": [],
+            },
+        ],
+    }
+
+
+def test_unknown_assessment_is_none(store: Store) -> None:
+    store.save_assessment(assessment(1))
+    assert store.get_assessment("assessment-2") is None
+
+
+def test_patient_reference_is_never_stored_only_its_keyed_hash(store: Store, database_url: str) -> None:
+    store.save_assessment(assessment(1, patient_reference="Patient/very-recognisable-id"))
+    store.save_assessment(assessment(2, patient_reference="Patient/very-recognisable-id"))
+    store.save_assessment(assessment(3, patient_reference="Patient/someone-else"))
+
+    keys = [store.get_assessment(f"assessment-{n}")["patientKey"] for n in (1, 2, 3)]  # type: ignore[index]
+    assert keys[0] == keys[1] != keys[2]  # grouped per patient without saying who
+    assert "very-recognisable-id" not in _all_text_in_database(database_url)
+
+
+def test_a_different_key_gives_a_different_hash(open_store: Callable[..., Store]) -> None:
+    first = open_store()
+    second = open_store(patient_hash_key="another-key")
+    assert first.patient_key("Patient/p") != second.patient_key("Patient/p")
+
+
+def test_without_a_hash_key_no_patient_key_is_stored(
+    open_store: Callable[..., Store], database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = open_store(patient_hash_key=None)
+    assert "CDS_PATIENT_HASH_KEY is not set" in caplog.text
+    store.save_assessment(assessment(1))
+    record = store.get_assessment("assessment-1")
+    assert record is not None
+    assert "patientKey" not in record
+    assert "patient-1" not in _all_text_in_database(database_url)
+
+
+def test_a_failed_save_stores_nothing_of_that_assessment(store: Store) -> None:
+    store.save_assessment(assessment(1))
+    # The second order reuses card-1: the order insert fails after the assessment row was written.
+    clash = assessment(2, orders=(order(2), order(3, card_uuid="card-1")))
+    with pytest.raises(StoreError, match="write failed: IntegrityError"):
+        store.save_assessment(clash)
+    assert store.get_assessment("assessment-2") is None
+    assert store.summary(START, START + timedelta(days=1))["orders"] == 1
+
+
+def test_the_same_assessment_id_is_refused(store: Store) -> None:
+    store.save_assessment(assessment(1))
+    with pytest.raises(StoreError):
+        store.save_assessment(assessment(1, orders=(order(9),)))
+    assert store.get_assessment("assessment-1")["orders"][0]["cardUuid"] == "card-1"  # type: ignore[index]
+
+
+def test_a_value_longer_than_its_column_is_refused_by_name(store: Store) -> None:
+    with pytest.raises(ValueError, match=r"assessment_orders\.order_code is longer than 128"):
+        store.save_assessment(assessment(1, orders=(order(1, order_code="7" * 129),)))
+    assert store.get_assessment("assessment-1") is None
+
+
+def test_records_refuse_naive_times_and_duplicate_cards() -> None:
+    with pytest.raises(ValueError, match="created_at must be timezone-aware"):
+        assessment(1, created_at=START.replace(tzinfo=None))
+    with pytest.raises(ValueError, match="same card uuid"):
+        assessment(1, orders=(order(1), order(2, card_uuid="card-1")))
+
+
+def test_reopening_the_store_keeps_everything(open_store: Callable[..., Store]) -> None:
+    first = open_store()
+    first.save_assessment(assessment(1, evidence=with_evidence()))
+    before = first.get_assessment("assessment-1")
+    first.close()
+
+    reopened = open_store()  # a restart: new engine, schema already there
+    assert reopened.get_assessment("assessment-1") == before
+    reopened.save_assessment(assessment(2))
+    assert reopened.get_assessment("assessment-2") is not None
