@@ -1,0 +1,541 @@
+"""From a decision to the CDS Hooks answer: one card per judged order, suggestions and system actions.
+
+Card rules kept here (CDS Hooks 2.0 and the CDS Hooks Sandbox's quirks): summary under 140 characters;
+`uuid` on every card and suggestion; `selectionBehavior: at-most-one` whenever there are suggestions;
+every action has a `description`; `delete` names `ServiceRequest/<id>`; `create`/`update` carry a whole
+resource; an `update` keeps the order's codings and carries the Argonaut PAMA rating; optional fields are
+left out, never empty. System actions go both top level (2.0) and in `extension.systemActions`, the only
+place the Sandbox reads them.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from fhir_mappings.model import Evidence, ImagingOrder, RedFlag
+from service.rules import Appropriateness, Decision, OrderJudgement, PamaRating, Procedure
+from service.rules.model import Citation, ProcedureCode
+
+EXTENSION_KEY = "lbp-imaging-cds"
+PAMA_RATING_EXTENSION = "http://fhir.org/argonaut/Extension/pama-rating"
+PAMA_CONSULT_ID_EXTENSION = "http://fhir.org/argonaut/Extension/pama-rating-consult-id"
+PAMA_RATING_SYSTEM = "http://fhir.org/argonaut/CodeSystem/pama-rating"
+# Every Argonaut PAMA extension starts so; a re-rated order drops the previous consult's extensions.
+_PAMA_EXTENSION_PREFIX = "http://fhir.org/argonaut/Extension/pama-rating"
+OVERRIDE_REASON_SYSTEM = "https://lbp-imaging-cds.org/CodeSystem/override-reason"
+OVERRIDE_REASONS: tuple[tuple[str, str], ...] = (
+    ("red-flag-not-recorded", "Red flag present but not recorded in the chart"),
+    ("conservative-care-tried", "Conservative care already tried"),
+    ("surgical-planning", "Needed for surgical or interventional planning"),
+    ("specialist-request", "Requested by a specialist"),
+    ("patient-preference", "Patient preference"),
+)
+SUMMARY_LIMIT = 140  # CDS Hooks: "<140 characters"
+
+_SYSTEM_NAMES = {
+    "http://hl7.org/fhir/sid/icd-10-cm": "ICD-10-CM",
+    "http://snomed.info/sct": "SNOMED CT",
+    "http://loinc.org": "LOINC",
+    "http://www.ama-assn.org/go/cpt": "CPT",
+    "http://www.nlm.nih.gov/research/umls/rxnorm": "RxNorm",
+}
+_MARKDOWN_SPECIAL = str.maketrans({char: f"\\{char}" for char in "\\`*_{}[]()<>#+!|~"})
+
+
+class SuggestionKind(StrEnum):
+    REPLACE = "replace"
+    CANCEL = "cancel"
+    PHYSICAL_THERAPY = "physical-therapy"
+
+
+@dataclass(frozen=True, slots=True)
+class SuggestionId:
+    uuid: str
+    kind: SuggestionKind
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
+class CardIds:
+    """What the store needs to link feedback to an order: the card's uuid and its suggestions'."""
+
+    card: str
+    suggestions: tuple[SuggestionId, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class HookResponse:
+    body: dict[str, Any]  # {"cards": [...], "systemActions": [...], "extension": {"systemActions": [...]}}
+    card_ids: Mapping[str, CardIds]  # order reference ("ServiceRequest/<id>") -> ids
+
+
+# Shared with the /evaluate answer, so both give the same values for the same decision. ------------------
+
+
+def order_verdict(decision: Decision, judgement: OrderJudgement, *, assessment_id: str) -> dict[str, Any]:
+    """The card's `lbp-imaging-cds` extension: the machine-readable verdict on one order."""
+    verdict: dict[str, Any] = {
+        "assessmentId": assessment_id,
+        "order": judgement.order.reference,
+        "modality": judgement.order.modality,
+        "procedure": judgement.order.procedure,
+        "appropriateness": judgement.appropriateness.value,
+        "urgent": order_is_urgent(decision, judgement),
+    }
+    if judgement.applicable and decision.variants:
+        verdict["variants"] = list(decision.variant_ids())
+    if decision.red_flags:
+        verdict["redFlags"] = list(decision.red_flag_ids())
+    verdict["rulesVersion"] = decision.rules_version
+    return verdict
+
+
+def order_is_urgent(decision: Decision, judgement: OrderJudgement) -> bool:
+    return decision.urgent and judgement.applicable
+
+
+def card_indicator(decision: Decision, judgement: OrderJudgement) -> str:
+    if order_is_urgent(decision, judgement):
+        return "critical"
+    if judgement.appropriateness is Appropriateness.USUALLY_NOT_APPROPRIATE:
+        return "warning"
+    return "info"
+
+
+def _procedure_title(judgement: OrderJudgement) -> str:
+    if judgement.procedure is not None:
+        return judgement.procedure.title
+    return judgement.order.coding.display or "This lumbar imaging order"
+
+
+def _phrase(appropriateness: Appropriateness) -> str:
+    return appropriateness.value.replace("-", " ")
+
+
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:]
+
+
+def card_summary(decision: Decision, judgement: OrderJudgement) -> str:
+    """One line in a clinician's words: the verdict and the procedure, under 140 characters."""
+    title = _procedure_title(judgement)
+    if not judgement.applicable:
+        return _first_fitting([f"{title}: no low back pain imaging criteria apply to this order", title])
+    verdict = f"{title}: {_phrase(judgement.appropriateness)}"
+    variants = [match.variant.title for match in decision.variants]
+    alternative = judgement.alternative
+    better = f"; consider {_lower_first(alternative.rating.procedure.title)}" if alternative else ""
+    if order_is_urgent(decision, judgement):
+        reason = " and ".join(decision.rules.flag_title(flag) for flag in decision.urgent_flags)
+        candidates = [
+            f"Urgent: {reason}. {verdict}{better}; consider emergency referral",
+            f"Urgent: {reason}. {verdict}; consider emergency referral",
+            f"Urgent evaluation needed. {verdict}",
+        ]
+    elif decision.conservative_care_first:
+        care = "" if decision.findings.therapy.documented else "; try conservative care first"
+        if decision.unchecked_flags:  # never "no red flags" when some could not be checked
+            candidates = [
+                f"{verdict} for low back pain; some red flags not checked{care}",
+                f"{verdict}; some red flags could not be checked",
+            ]
+        else:
+            candidates = [
+                f"{verdict} for {variants[0]}{care}",
+                f"{verdict} for low back pain without red flags",
+            ]
+    else:
+        candidates = [
+            f"{verdict} for {' and '.join(variants)}{better}",
+            f"{verdict} for {variants[0]}{better}",
+            f"{verdict}{better}",
+        ]
+    return _first_fitting([*candidates, verdict])
+
+
+def _first_fitting(candidates: Sequence[str]) -> str:
+    for candidate in candidates:
+        if len(candidate) < SUMMARY_LIMIT:
+            return candidate
+    return candidates[-1][: SUMMARY_LIMIT - 2].rstrip() + "…"
+
+
+# System actions and suggestion resources. -----------------------------------------------------------------
+
+
+def rated_service_request(
+    resource: Mapping[str, Any], rating: PamaRating, *, assessment_id: str
+) -> dict[str, Any]:
+    """The ServiceRequest exactly as sent, with the Argonaut PAMA rating and consult id added.
+
+    Extensions of an earlier consult are replaced, not repeated; nothing else changes.
+    """
+    rated = copy.deepcopy(dict(resource))
+    kept = [
+        extension
+        for extension in rated.get("extension", [])
+        if not (
+            isinstance(extension, dict) and str(extension.get("url", "")).startswith(_PAMA_EXTENSION_PREFIX)
+        )
+    ]
+    rated["extension"] = [
+        *kept,
+        {
+            "url": PAMA_RATING_EXTENSION,
+            "valueCodeableConcept": {"coding": [{"system": PAMA_RATING_SYSTEM, "code": rating.value}]},
+        },
+        {"url": PAMA_CONSULT_ID_EXTENSION, "valueUri": f"urn:uuid:{assessment_id}"},
+    ]
+    return rated
+
+
+def _can_act_on(order: ImagingOrder) -> bool:
+    """An order can be updated or deleted only when the client gave it an id."""
+    return bool(order.resource_id) and bool(order.resource)
+
+
+def system_actions(decision: Decision, *, assessment_id: str) -> list[dict[str, Any]]:
+    """An `update` of each judged draft order adding its rating; none where no rating can be attached."""
+    return [
+        {
+            "type": "update",
+            "description": f"Record the appropriateness rating ({judgement.pama_rating.value}) on the order",
+            "resource": rated_service_request(
+                judgement.order.resource, judgement.pama_rating, assessment_id=assessment_id
+            ),
+        }
+        for judgement in decision.orders
+        if _can_act_on(judgement.order)
+    ]
+
+
+def _coding(code: ProcedureCode) -> dict[str, str]:
+    return {"system": code.system, "code": code.code, "display": code.display}
+
+
+def _replacement(order: ImagingOrder, procedure: Procedure, *, assessment_id: str) -> dict[str, Any]:
+    """The order with the recommended procedure's code, keeping the reason and everything else."""
+    code = procedure.code_for(order.coding.system)
+    replaced = dict(order.resource)
+    replaced["code"] = {"coding": [_coding(code)], "text": procedure.title}
+    return rated_service_request(replaced, PamaRating.APPROPRIATE, assessment_id=assessment_id)
+
+
+def _physical_therapy_referral(decision: Decision, order: ImagingOrder) -> dict[str, Any]:
+    """A draft referral for the same patient and encounter, for the order's reason."""
+    referral = decision.rules.conservative_care.referral
+    resource: dict[str, Any] = {
+        "resourceType": "ServiceRequest",
+        "status": "draft",
+        "intent": str(order.resource.get("intent") or "order"),
+        "code": {"coding": [_coding(code) for code in referral.codes], "text": referral.text},
+    }
+    for field in ("subject", "encounter", "requester", "reasonCode", "reasonReference"):
+        value = order.resource.get(field)
+        if value:
+            resource[field] = copy.deepcopy(value)
+    return resource
+
+
+def _suggestions(
+    decision: Decision, judgement: OrderJudgement, *, assessment_id: str
+) -> list[tuple[SuggestionKind, dict[str, Any]]]:
+    """Suggestions (without uuids) when the order is not the best choice: replace, refer, cancel."""
+    order = judgement.order
+    if not judgement.applicable or not _can_act_on(order):
+        return []
+    title = _procedure_title(judgement)
+    cancel = {
+        "type": "delete",
+        "description": f"Cancel the draft order for {_lower_first(title)}",
+        "resourceId": order.reference,
+    }
+    suggestions: list[tuple[SuggestionKind, dict[str, Any]]] = []
+    alternative = judgement.alternative
+    if alternative is not None:
+        better = alternative.rating.procedure
+        suggestions.append(
+            (
+                SuggestionKind.REPLACE,
+                {
+                    "label": f"Order {_lower_first(better.title)} instead",
+                    "isRecommended": alternative.rating.appropriateness.rank > judgement.appropriateness.rank,
+                    "actions": [
+                        {
+                            "type": "update",
+                            "description": f"Change the order to {_lower_first(better.title)}",
+                            "resource": _replacement(order, better, assessment_id=assessment_id),
+                        }
+                    ],
+                },
+            )
+        )
+    not_appropriate = judgement.appropriateness is Appropriateness.USUALLY_NOT_APPROPRIATE
+    if judgement.conservative_care_first and not_appropriate and not decision.findings.therapy.documented:
+        referral = decision.rules.conservative_care.referral
+        suggestions.append(
+            (
+                SuggestionKind.PHYSICAL_THERAPY,
+                {
+                    "label": "Refer to physical therapy instead of imaging",
+                    "isRecommended": True,
+                    "actions": [
+                        cancel,
+                        {
+                            "type": "create",
+                            "description": f"Create a draft {_lower_first(referral.text)}",
+                            "resource": _physical_therapy_referral(decision, order),
+                        },
+                    ],
+                },
+            )
+        )
+    if not_appropriate or (
+        alternative is not None and alternative.rating.appropriateness.rank > judgement.appropriateness.rank
+    ):
+        suggestions.append(
+            (
+                SuggestionKind.CANCEL,
+                {"label": "Cancel this imaging order", "isRecommended": not suggestions, "actions": [cancel]},
+            )
+        )
+    return suggestions
+
+
+# The card's Markdown detail. ---------------------------------------------------------------------------
+
+
+def _md(text: str) -> str:
+    """Record text in Markdown: escaped, one line, so it can neither format nor inject links."""
+    return " ".join(text.split()).translate(_MARKDOWN_SPECIAL)
+
+
+def _evidence_line(evidence: Evidence) -> str:
+    parts = [_md(evidence.reference)]
+    if evidence.code:
+        system = _SYSTEM_NAMES.get(evidence.system or "", evidence.system or "")
+        code = f"{system} {evidence.code}".strip()
+        parts.append(_md(code) + (f" “{_md(evidence.display)}”" if evidence.display else ""))
+    elif evidence.display:
+        parts.append(f"“{_md(evidence.display)}”")
+    if evidence.date:
+        parts.append(_md(evidence.date))
+    if evidence.detail:
+        parts.append(_md(evidence.detail))
+    return ", ".join(parts)
+
+
+def _flag_lines(decision: Decision, flags: Iterable[RedFlag]) -> list[str]:
+    lines = []
+    for flag in flags:
+        lines.append(f"- **{decision.rules.flag_title(flag.id).capitalize()}**")
+        lines.extend(f"  - {_evidence_line(evidence)}" for evidence in flag.evidence)
+    return lines
+
+
+def _cite(citation: Citation) -> str:
+    return f"[{citation.id}]({citation.link})"
+
+
+_INPUT_WORDS = {
+    "patient": "the patient's demographics",
+    "conditions": "conditions",
+    "observations": "observations (temperature, weight)",
+    "medications": "medication records",
+    "procedures": "procedures",
+    "serviceRequests": "referrals and orders",
+}
+
+
+def _unchecked_lines(decision: Decision, judgement: OrderJudgement) -> list[str]:
+    rules = decision.rules
+    lines = []
+    for flag in decision.unchecked_flags:
+        inputs = ", ".join(_INPUT_WORDS.get(kind.value, kind.value) for kind in flag.unchecked)
+        why = f": {inputs} not supplied" if inputs else ""
+        lines.append(f"- {rules.flag_title(flag.id).capitalize()} could not be checked{why}.")
+    lines.extend(f"- {_md(gap.description)}" for gap in decision.data_gaps)
+    if judgement.applicable:
+        for possible in decision.possible_variants:
+            unknown = ", ".join(rules.term_title(term) for term in possible.unchecked)
+            lines.append(f"- {possible.id} ({possible.variant.title}) could apply; not known: {unknown}.")
+        if judgement.if_unchecked_present is not None:
+            would_be = _phrase(judgement.if_unchecked_present)
+            lines.append(f"- If these were present, this order would be rated **{would_be}**.")
+    return lines
+
+
+def _variant_lines(decision: Decision, cite: Callable[[str], str]) -> list[str]:
+    lines = []
+    for match in decision.variants:
+        line = f"- {match.id}: {match.variant.title}"
+        if match.triggered_by:
+            line += (
+                f"; triggered by {', '.join(decision.rules.term_title(term) for term in match.triggered_by)}"
+            )
+        lines.append(f"{line} ({cite(match.variant.citation)})")
+    return lines
+
+
+def card_detail(decision: Decision, judgement: OrderJudgement) -> str:
+    """Markdown: verdict, urgency, better choice, variants, red flags with evidence, gaps, sources."""
+    rules = decision.rules
+    title = _procedure_title(judgement)
+    cited: dict[str, Citation] = {}
+
+    def cite(citation_id: str) -> str:
+        citation = rules.citations[citation_id]
+        cited[citation_id] = citation
+        return _cite(citation)
+
+    blocks: list[str] = []
+    if order_is_urgent(decision, judgement):
+        flags = " and ".join(rules.flag_title(flag) for flag in decision.urgent_flags)
+        blocks.append(
+            f"**{rules.urgent.advice.text}** Reason: {flags} ({cite(rules.urgent.advice.citation)})."
+        )
+    if not judgement.applicable:
+        why = (
+            "the rules do not rate this procedure"
+            if judgement.procedure is None
+            else "the patient has no active low back pain condition and the order's reason names neither low "
+            "back pain nor a red flag"
+        )
+        blocks.append(f"No ACR low back pain criteria apply to this {_lower_first(title)}: {why}.")
+    else:
+        procedure = judgement.procedure
+        assert procedure is not None  # applicable orders have a known procedure
+        decided_by = "; ".join(
+            f"{cell.variant}, {cell.provenance.value} ({cite(cell.citation)})" for cell in judgement.cells
+        )
+        blocks.append(
+            f"**{title}** is rated **{_phrase(judgement.appropriateness)}** "
+            f"(PAMA rating: {judgement.pama_rating.value}).\n\n"
+            f"- Radiation: {procedure.radiation.describe()} ({cite(procedure.radiation_citation)})\n"
+            f"- Decided by: {decided_by}"
+        )
+        if judgement.alternative is not None:
+            better = judgement.alternative.rating
+            cells = "; ".join(f"{cell.variant} ({cite(cell.citation)})" for cell in better.cells)
+            blocks.append(f"**Better choice:** {judgement.alternative.reason} ({cells})")
+        blocks.append("**Variants applied**\n" + "\n".join(_variant_lines(decision, cite)))
+    if decision.red_flags:
+        blocks.append("**Red flags found**\n" + "\n".join(_flag_lines(decision, decision.red_flags)))
+    elif judgement.applicable:
+        blocks.append("**Red flags found:** none in the data supplied.")
+    if judgement.applicable and decision.conservative_care_first:
+        if decision.weak_factors:
+            names = ", ".join(rules.flag_title(flag.id) for flag in decision.weak_factors)
+            blocks.append(
+                f"**Weaker risk factor ({names}):** {rules.weak_factors.advice.text} "
+                f"({cite(rules.weak_factors.advice.citation)})"
+            )
+        care = rules.conservative_care.advice
+        therapy = decision.findings.therapy
+        documented = (
+            " Conservative therapy is documented in this episode: "
+            + "; ".join(_evidence_line(evidence) for evidence in therapy.evidence)
+            + "."
+            if therapy.documented and therapy.evidence
+            else ""
+        )
+        blocks.append(f"**Conservative care first:** {care.text} ({cite(care.citation)}){documented}")
+    unchecked = _unchecked_lines(decision, judgement)
+    if unchecked:
+        blocks.append("**Could not be checked**\n" + "\n".join(unchecked))
+    cite(rules.guideline.citation.id)
+    blocks.append(
+        "**Sources**\n"
+        + "\n".join(f"- {_cite(citation)}: {_md(citation.reference())}" for citation in cited.values())
+    )
+    return "\n\n".join(blocks)
+
+
+# The card and the response. ------------------------------------------------------------------------------
+
+
+def _override_reasons() -> list[dict[str, str]]:
+    return [
+        {"system": OVERRIDE_REASON_SYSTEM, "code": code, "display": display}
+        for code, display in OVERRIDE_REASONS
+    ]
+
+
+def _links(decision: Decision) -> list[dict[str, str]]:
+    return [
+        {"label": citation.title, "url": citation.link, "type": "absolute"}
+        for citation in decision.rules.guideline.links
+    ]
+
+
+def _card(
+    decision: Decision,
+    judgement: OrderJudgement,
+    *,
+    assessment_id: str,
+    new_id: Callable[[], str],
+) -> tuple[dict[str, Any], CardIds]:
+    card_uuid = new_id()
+    indicator = card_indicator(decision, judgement)
+    guideline = decision.rules.guideline
+    card: dict[str, Any] = {
+        "uuid": card_uuid,
+        "summary": card_summary(decision, judgement),
+        "indicator": indicator,
+        "detail": card_detail(decision, judgement),
+        "source": {"label": guideline.label, "url": guideline.citation.link},
+    }
+    suggestion_ids = []
+    suggestions = []
+    for kind, suggestion in _suggestions(decision, judgement, assessment_id=assessment_id):
+        suggestion_uuid = new_id()
+        suggestions.append({"label": suggestion["label"], "uuid": suggestion_uuid, **suggestion})
+        suggestion_ids.append(SuggestionId(uuid=suggestion_uuid, kind=kind, label=suggestion["label"]))
+    if suggestions:
+        card["suggestions"] = suggestions
+        card["selectionBehavior"] = "at-most-one"
+    if indicator != "info":
+        card["overrideReasons"] = _override_reasons()
+    card["links"] = _links(decision)
+    card["extension"] = {EXTENSION_KEY: order_verdict(decision, judgement, assessment_id=assessment_id)}
+    return card, CardIds(card=card_uuid, suggestions=tuple(suggestion_ids))
+
+
+def _quiet(decision: Decision, judgement: OrderJudgement) -> bool:
+    """Cards a quiet site does not want: info cards that ask nothing of the clinician."""
+    return (
+        card_indicator(decision, judgement) == "info"
+        and judgement.pama_rating is not PamaRating.NOT_APPROPRIATE
+    )
+
+
+def build_hook_response(
+    decision: Decision,
+    *,
+    assessment_id: str,
+    new_id: Callable[[], str],
+    quiet_when_appropriate: bool,
+) -> HookResponse:
+    """The CDS Hooks answer: one card per judged order, and an `update` system action rating each order.
+
+    With `quiet_when_appropriate`, info cards for appropriate (and no-criteria-apply) orders are left out;
+    their system actions stay, so the rating still reaches the order.
+    """
+    cards = []
+    card_ids: dict[str, CardIds] = {}
+    for judgement in decision.orders:
+        if quiet_when_appropriate and _quiet(decision, judgement):
+            continue
+        card, ids = _card(decision, judgement, assessment_id=assessment_id, new_id=new_id)
+        cards.append(card)
+        card_ids[judgement.order.reference] = ids
+    body: dict[str, Any] = {"cards": cards}
+    actions = system_actions(decision, assessment_id=assessment_id)
+    if actions:
+        body["systemActions"] = actions
+        body["extension"] = {"systemActions": copy.deepcopy(actions)}
+    return HookResponse(body=body, card_ids=card_ids)

@@ -1,0 +1,42 @@
+"""Imaging-appropriateness rules: the knowledge file's loader and the pure engine (no Flask here).
+
+- `load_rules(path=None) -> Rules`: load and validate the knowledge file once, at start-up.
+- `assess(findings, rules) -> Decision`: judge a patient and their lumbar imaging orders.
+"""
+
+from .decision import (
+    Alternative,
+    Appropriateness,
+    Decision,
+    OrderJudgement,
+    PamaRating,
+    PossibleVariant,
+    Rating,
+    VariantMatch,
+)
+from .engine import assess
+from .loader import DEFAULT_RULES_PATH, PROCEDURE_IDS, load_rules
+from .model import Category, Cell, Citation, Procedure, Provenance, Rules, RulesError, Variant
+
+__all__ = [
+    "DEFAULT_RULES_PATH",
+    "PROCEDURE_IDS",
+    "Alternative",
+    "Appropriateness",
+    "Category",
+    "Cell",
+    "Citation",
+    "Decision",
+    "OrderJudgement",
+    "PamaRating",
+    "PossibleVariant",
+    "Procedure",
+    "Provenance",
+    "Rating",
+    "Rules",
+    "RulesError",
+    "Variant",
+    "VariantMatch",
+    "assess",
+    "load_rules",
+]
