@@ -1,0 +1,80 @@
+"""Tolerant readers for raw FHIR JSON: wrong types read as absent, never raise."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+Resource = Mapping[str, Any]
+Coding = tuple[str | None, str | None, str | None]  # system, code, display
+
+
+def as_dict(value: Any) -> Mapping[str, Any] | None:
+    return value if isinstance(value, Mapping) else None
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def as_text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value.strip() else None
+
+
+def child(resource: Any, *path: str) -> Any:
+    """`child(r, "code", "text")` -> r["code"]["text"], or None when any step is missing or not an object."""
+    current = resource
+    for key in path:
+        if not isinstance(current, Mapping):
+            return None
+        current = current.get(key)
+    return current
+
+
+def resource_type(resource: Any) -> str | None:
+    return as_text(child(resource, "resourceType"))
+
+
+def resource_id(resource: Any) -> str | None:
+    return as_text(child(resource, "id"))
+
+
+def codings(concept: Any) -> Iterator[Coding]:
+    """The codings of a CodeableConcept (entries that are not objects are skipped)."""
+    for coding in as_list(child(concept, "coding")):
+        if isinstance(coding, Mapping):
+            yield as_text(coding.get("system")), as_text(coding.get("code")), as_text(coding.get("display"))
+
+
+def concept_codes(concept: Any) -> set[str]:
+    """Just the codes of a status-like CodeableConcept (clinicalStatus, verificationStatus)."""
+    return {code for _, code, _ in codings(concept) if code}
+
+
+def concept_text(concept: Any) -> str:
+    """Text and coding displays of a CodeableConcept, lower-cased, for matching drug names."""
+    parts = [as_text(child(concept, "text")) or ""]
+    parts.extend(display or "" for _, _, display in codings(concept))
+    return " ".join(parts).lower()
+
+
+def reference_key(reference: Any) -> str | None:
+    """`{"reference": "http://x/fhir/Condition/1/_history/2"}` -> "Condition/1"; contained "#a" stays "#a"."""
+    text = as_text(child(reference, "reference"))
+    if text is None:
+        return None
+    if text.startswith("#"):
+        return text
+    segments = text.split("/")
+    if "_history" in segments:
+        segments = segments[: segments.index("_history")]
+    if len(segments) < 2 or not segments[-1] or not segments[-2]:
+        return None
+    return f"{segments[-2]}/{segments[-1]}"
+
+
+def local_reference(resource: Resource) -> str:
+    """ "Condition/abc", or just "Condition" when the record gave no id."""
+    kind = resource_type(resource) or "Resource"
+    identifier = resource_id(resource)
+    return f"{kind}/{identifier}" if identifier else kind

@@ -1,0 +1,168 @@
+"""Observations -> fever (body temperature) and unexplained weight loss (body weight).
+
+Observation statuses entered-in-error and cancelled are ignored; preliminary readings count, because a
+clinician acts on a preliminary vital sign and a red flag must not wait for the record to be finalised.
+A reading whose unit is missing or unknown, or whose value is physiologically implausible, is not used:
+it becomes a data-quality note and leaves the flag unknown rather than absent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+from fhir_mappings.collect import Collector, Problem, evidence_for
+from fhir_mappings.criteria import (
+    BODY_TEMPERATURE,
+    BODY_WEIGHT,
+    FEVER_MIN_CELSIUS,
+    FEVER_WINDOW_DAYS,
+    PLAUSIBLE_CELSIUS,
+    PLAUSIBLE_KILOGRAMS,
+    WEIGHT_LOSS_MIN_FRACTION,
+    WEIGHT_LOSS_WINDOW_DAYS,
+)
+from fhir_mappings.fhirdates import DateSpan, parse_fhir_date
+from fhir_mappings.fhirjson import Coding, Resource, as_text, child, codings, resource_type
+from fhir_mappings.model import InputKind
+from fhir_mappings.terminology import code_index
+
+IGNORED_STATUS = frozenset({"entered-in-error", "cancelled"})
+UCUM = "http://unitsofmeasure.org"
+FEVER = ("fever",)
+WEIGHT_LOSS = ("unexplained-weight-loss",)
+
+# Unit (UCUM code, or the unit text some systems send instead) -> factor or kind.
+_CELSIUS_UNITS = frozenset({"cel", "°c", "c", "degc", "celsius"})
+_FAHRENHEIT_UNITS = frozenset({"[degf]", "°f", "f", "degf", "fahrenheit"})
+_KILOGRAMS_PER_UNIT: dict[str, Decimal] = {
+    "kg": Decimal(1),
+    "g": Decimal("0.001"),
+    "[lb_av]": Decimal("0.45359237"),  # international avoirdupois pound, exact
+    "lb": Decimal("0.45359237"),
+    "lbs": Decimal("0.45359237"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    resource: Resource
+    coding: Coding
+    when: DateSpan
+    value: Decimal  # in the unit as written
+    unit: str  # as written
+    normalized: Decimal  # Cel or kg
+
+    @property
+    def shown(self) -> str:
+        return f"{self.value} {self.unit}"
+
+
+def _quantity(observation: Resource) -> tuple[Decimal, str | None] | None:
+    """The valueQuantity's value and unit key (UCUM code, else unit text), lower-cased."""
+    value = child(observation, "valueQuantity", "value")
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        return None
+    if not number.is_finite():
+        return None
+    system = as_text(child(observation, "valueQuantity", "system"))
+    code = as_text(child(observation, "valueQuantity", "code"))
+    unit = code if code and system in (None, UCUM) else as_text(child(observation, "valueQuantity", "unit"))
+    return number, unit.strip().lower() if unit else None
+
+
+def _celsius(value: Decimal, unit: str) -> Decimal | None:
+    if unit in _CELSIUS_UNITS:
+        return value
+    if unit in _FAHRENHEIT_UNITS:
+        return (value - 32) * 5 / 9
+    return None
+
+
+def _kilograms(value: Decimal, unit: str) -> Decimal | None:
+    factor = _KILOGRAMS_PER_UNIT.get(unit)
+    return None if factor is None else value * factor
+
+
+def _reading(
+    observation: Resource, coding: Coding, when: DateSpan, collector: Collector, temperature: bool
+) -> Reading | None:
+    flags = FEVER if temperature else WEIGHT_LOSS
+    quantity = _quantity(observation)
+    if quantity is None:
+        return None  # no value (e.g. dataAbsentReason): not a reading
+    value, unit = quantity
+    normalized = None if unit is None else (_celsius if temperature else _kilograms)(value, unit)
+    if normalized is None:
+        collector.validator.note(observation, "measurement without a known unit; not used")
+        collector.cannot_use(observation, Problem.UNIT, InputKind.OBSERVATIONS, flags)
+        return None
+    low, high = PLAUSIBLE_CELSIUS if temperature else PLAUSIBLE_KILOGRAMS
+    if not low <= normalized <= high:
+        collector.validator.note(observation, "measurement outside the physiological range; not used")
+        collector.cannot_use(observation, Problem.IMPLAUSIBLE, InputKind.OBSERVATIONS, flags)
+        return None
+    shown_unit = as_text(child(observation, "valueQuantity", "code")) or unit or ""
+    return Reading(observation, coding, when, value, shown_unit, normalized)
+
+
+def _effective(observation: Resource) -> DateSpan | None:
+    effective = parse_fhir_date(observation.get("effectiveDateTime")) or parse_fhir_date(
+        observation.get("effectiveInstant")
+    )
+    if effective is not None:
+        return effective
+    # A period: its end if known (the latest reading time), else its start.
+    return parse_fhir_date(child(observation, "effectivePeriod", "end")) or parse_fhir_date(
+        child(observation, "effectivePeriod", "start")
+    )
+
+
+def observation_findings(observations: Sequence[Resource], collector: Collector) -> None:
+    index = code_index(BODY_TEMPERATURE, BODY_WEIGHT)
+    weights: list[Reading] = []
+    for observation in observations:
+        if resource_type(observation) != "Observation" or observation.get("status") in IGNORED_STATUS:
+            continue
+        for coding in codings(child(observation, "code")):
+            matched = index.matching(coding[0], coding[1])
+            if not matched:
+                continue
+            temperature = BODY_TEMPERATURE in matched
+            window = FEVER_WINDOW_DAYS if temperature else WEIGHT_LOSS_WINDOW_DAYS
+            flags = FEVER if temperature else WEIGHT_LOSS
+            when = collector.in_window(
+                observation, _effective(observation), window, InputKind.OBSERVATIONS, flags
+            )
+            if when is not None:
+                reading = _reading(observation, coding, when, collector, temperature)
+                if reading is not None and temperature and reading.normalized >= FEVER_MIN_CELSIUS:
+                    collector.add("fever", evidence_for(observation, coding, when, reading.shown))
+                elif reading is not None and not temperature:
+                    weights.append(reading)
+            break  # one coding decides what an Observation is
+    _weight_loss(weights, collector)
+
+
+def _weight_loss(weights: list[Reading], collector: Collector) -> None:
+    """A weight 5% or more below the heaviest certainly earlier weight in the window is weight loss."""
+    weights.sort(key=lambda reading: (reading.when.earliest, reading.when.latest, reading.when.text))
+    for position, later in enumerate(weights):
+        earlier = [reading for reading in weights[:position] if reading.when.latest < later.when.earliest]
+        if not earlier:
+            continue
+        heaviest = max(earlier, key=lambda reading: reading.normalized)
+        drop = (heaviest.normalized - later.normalized) / heaviest.normalized
+        if drop >= WEIGHT_LOSS_MIN_FRACTION:
+            detail = f"{heaviest.shown} -> {later.shown} (-{drop * 100:.1f}%)"
+            flag = WEIGHT_LOSS[0]
+            collector.add(
+                flag, evidence_for(heaviest.resource, heaviest.coding, heaviest.when, heaviest.shown)
+            )
+            collector.add(flag, evidence_for(later.resource, later.coding, later.when, detail))
+            return
