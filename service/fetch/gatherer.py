@@ -253,7 +253,14 @@ class PrefetchGatherer:
     ) -> tuple[QueryOutcome, float]:
         started = time.monotonic()
         runner = QueryRunner(self._thread_state.session, self._limits, deadline, stop_requested)
-        return runner.run(target, auth), (time.monotonic() - started) * 1000
+        try:
+            outcome = runner.run(target, auth)
+        except Exception as error:
+            # A bug here must not fail the whole hook: the key is reported missing (so the card says what
+            # could not be checked) and the error type is logged. Its message could hold a URL: left out.
+            logger.error("prefetch query failed unexpectedly: %s", type(error).__name__)
+            outcome = QueryOutcome(failure="internal-error")
+        return outcome, (time.monotonic() - started) * 1000
 
     def _open_session(self) -> None:
         """Worker-thread initializer: this thread's own Session, with no cookie jar and no retries."""

@@ -11,13 +11,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urljoin
 
 import requests
+import urllib3
 from requests.auth import AuthBase
-from urllib3.exceptions import ReadTimeoutError
 
-from service.fetch.trust import Origin, origin_of
+from service.fetch.trust import Origin, origin_of, same_origin_url
 
 ACCEPT_FHIR_JSON = {"Accept": "application/fhir+json"}
 # Same-origin redirects are followed by hand (requests would follow any); a few hops is plenty.
@@ -65,10 +64,11 @@ class QueryOutcome:
 
 
 class _Failed(Exception):
-    def __init__(self, code: str, status: int | None = None) -> None:
+    """Ends a query with a failure code; never carries a URL, a body or a token."""
+
+    def __init__(self, code: str) -> None:
         super().__init__(code)
         self.code = code
-        self.status = status
 
 
 @dataclass(slots=True)
@@ -117,17 +117,14 @@ class QueryRunner:
             if target.expected_type == "Bundle":
                 value, truncated = self._search(target, auth)
             else:
-                value, truncated = self._read(target, auth), None
+                value, truncated = self._fetch_json(target.url, target, auth), None
         except _Failed as failure:
-            return self._outcome(failure=failure.code, status=failure.status or self._progress.status)
+            return self._outcome(failure=failure.code)
         return self._outcome(value=value, truncated=truncated)
 
     def _outcome(self, **fields: Any) -> QueryOutcome:
-        fields.setdefault("status", self._progress.status)
-        return QueryOutcome(pages=self._progress.pages, bytes=self._progress.bytes, **fields)
-
-    def _read(self, target: QueryTarget, auth: BearerToken) -> dict[str, Any]:
-        return self._fetch_json(target.url, target, auth)
+        progress = self._progress
+        return QueryOutcome(status=progress.status, pages=progress.pages, bytes=progress.bytes, **fields)
 
     def _search(self, target: QueryTarget, auth: BearerToken) -> tuple[dict[str, Any], str | None]:
         url = target.url
@@ -149,8 +146,8 @@ class QueryRunner:
             next_url = _next_link(page)
             if next_url is None:
                 break
-            next_url = urljoin(url, next_url)
-            if origin_of(next_url) != target.origin:
+            next_url = same_origin_url(url, next_url, target.origin)
+            if next_url is None:
                 truncated = "next-link-other-origin"
                 break
             if next_url in seen:
@@ -197,15 +194,15 @@ class QueryRunner:
                 ) as response:
                     self._progress.status = response.status_code
                     if response.is_redirect:
-                        location = urljoin(url, response.headers["location"])
-                        if origin_of(location) != origin:
+                        location = same_origin_url(url, response.headers["location"], origin)
+                        if location is None:
                             raise _Failed("redirect-refused")
                         url = location
                         continue
                     if response.status_code != 200:
                         raise _Failed(f"http-{response.status_code}")
                     body = self._read_body(response, request_deadline)
-            except requests.RequestException as error:
+            except (requests.RequestException, urllib3.exceptions.HTTPError) as error:
                 raise _Failed(self._transport_failure(error)) from None
             self._progress.pages += 1
             return body
@@ -217,8 +214,9 @@ class QueryRunner:
         if declared.isdigit() and int(declared) > budget:
             raise _Failed("too-large")
         body = bytearray()
-        # Streamed so that an oversized or endless body is cut off at the budget, never held whole.
-        for chunk in response.iter_content(_CHUNK_BYTES):
+        # Streamed so that an oversized or endless body is cut off at the budget, never held whole; read1
+        # returns after a single socket read, so a server trickling bytes still meets the wall clock.
+        while chunk := response.raw.read1(_CHUNK_BYTES, decode_content=True):
             body += chunk
             self._progress.bytes += len(chunk)
             if len(body) > budget:
@@ -226,15 +224,13 @@ class QueryRunner:
             self._check_time(request_deadline)
         return bytes(body)
 
-    def _transport_failure(self, error: requests.RequestException) -> str:
-        # A read timeout in the middle of a body reaches us as a ConnectionError wrapping urllib3's error.
-        timed_out = isinstance(error, requests.Timeout) or any(
-            isinstance(cause, ReadTimeoutError) for cause in error.args
-        )
-        if timed_out:
+    def _transport_failure(self, error: Exception) -> str:
+        if isinstance(error, requests.Timeout | urllib3.exceptions.TimeoutError):
             return "deadline" if time.monotonic() >= self._deadline else "timeout"
         if isinstance(error, requests.exceptions.SSLError):
             return "tls-error"
+        if isinstance(error, urllib3.exceptions.DecodeError):
+            return "invalid-content-encoding"
         return "connection-failed"
 
     def _check_time(self, request_deadline: float) -> None:

@@ -9,7 +9,7 @@ part of what must match.
 from __future__ import annotations
 
 from collections.abc import Collection
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -65,3 +65,12 @@ def origin_of(url: str) -> Origin | None:
     """(scheme, host, port) of an absolute http(s) URL, or None for anything else."""
     split = _split(url)
     return None if split is None else split[0]
+
+
+def same_origin_url(current_url: str, link: str, origin: Origin) -> str | None:
+    """`link` (a redirect or a `next` link, maybe relative) made absolute, when it stays on `origin`."""
+    try:
+        absolute = urljoin(current_url, link.strip())
+    except ValueError:  # e.g. a malformed IPv6 host
+        return None
+    return absolute if origin_of(absolute) == origin else None

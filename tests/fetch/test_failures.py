@@ -99,6 +99,46 @@ def test_an_oversized_streamed_body_is_cut_off_at_the_cap(fhir_server, limits):
     assert fhir_server.streamed_bytes["Condition"] < total // 10
 
 
+def test_a_compressed_body_is_capped_by_its_decompressed_size(fhir_server, limits):
+    fhir_server.knobs.gzip_body = {"Condition": b"[" + b" " * (20 * 1024 * 1024) + b"]"}  # ~20 kB on the wire
+    with PrefetchGatherer(**{**limits, "max_response_bytes": 256 * 1024}) as gatherer:
+        result = gather(gatherer, fhir_server)
+
+    assert result.missing == {"conditions": "too-large"}
+
+
+def test_a_compressed_body_within_the_cap_is_read(gatherer, fhir_server):
+    fhir_server.knobs.gzip_body = {
+        "Condition": b'{"resourceType": "Bundle", "type": "searchset", "total": 0}'
+    }
+
+    result = gather(gatherer, fhir_server)
+
+    assert result.values["conditions"] == {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "entry": [],
+        "total": 0,
+    }
+
+
+def test_a_server_trickling_its_body_is_cut_off_at_the_query_timeout(fhir_server, limits):
+    fhir_server.knobs.trickle = {"Condition": (200, 0.02)}  # 200 bytes over 4 s, a byte every 20 ms
+    gatherer = PrefetchGatherer(**{**limits, "deadline_seconds": 2.0, "query_timeout_seconds": 0.3})
+    try:
+        started = time.perf_counter()
+        result = gather(gatherer, fhir_server)
+        elapsed = time.perf_counter() - started
+    finally:
+        closing = time.perf_counter()
+        gatherer.close()  # waits for its worker threads: none may still be stuck on the trickle
+        closed_in = time.perf_counter() - closing
+
+    assert result.missing == {"conditions": "timeout"}
+    assert elapsed < 0.3 + MARGIN_SECONDS
+    assert closed_in < MARGIN_SECONDS
+
+
 def test_the_byte_cap_counts_all_pages_of_a_query_together(fhir_server, limits):
     fhir_server.knobs.page_size = 1
     with PrefetchGatherer(**{**limits, "max_response_bytes": 900}) as gatherer:

@@ -9,6 +9,7 @@ request it receives is logged with its headers so tests can assert what reached 
 
 from __future__ import annotations
 
+import gzip
 import json
 import threading
 from collections.abc import Iterable, Iterator
@@ -41,6 +42,9 @@ class Knobs:
     oversized_bytes: dict[str, int] = field(default_factory=dict)
     declare_oversized_length: bool = False
     raw_body: dict[str, bytes] = field(default_factory=dict)  # sent as is with status 200
+    gzip_body: dict[str, bytes] = field(default_factory=dict)  # sent gzip-compressed, Content-Encoding: gzip
+    # A body of this many bytes, one byte at a time with this pause between them: (bytes, seconds).
+    trickle: dict[str, tuple[int, float]] = field(default_factory=dict)
     set_cookie: dict[str, str] = field(default_factory=dict)
     page_size: int | None = None  # None: one page unless the request has _count
     next_link_base: str | None = None  # make `next` links point at another base URL
@@ -170,6 +174,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._oversized(resource_type, knobs.oversized_bytes[resource_type])
         elif resource_type in knobs.raw_body:
             self._send(200, knobs.raw_body[resource_type])
+        elif resource_type in knobs.gzip_body:
+            compressed = gzip.compress(knobs.gzip_body[resource_type])
+            self._send(200, compressed, extra_headers={"Content-Encoding": "gzip"})
+        elif resource_type in knobs.trickle:
+            self._trickle(resource_type, *knobs.trickle[resource_type])
         elif len(segments) == 2:
             resource = fhir.read(resource_type, segments[1])
             if resource is None:
@@ -234,6 +243,25 @@ class _Handler(BaseHTTPRequestHandler):
                 sent += len(part)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client stopped reading: what the test wants to see
+        finally:
+            fhir.streamed_bytes[resource_type] = sent
+            self.close_connection = True
+
+    def _trickle(self, resource_type: str, size: int, pause_seconds: float) -> None:
+        fhir = self.server.fhir
+        self.send_response(200)
+        self.send_header("Content-Type", FHIR_JSON)
+        self.send_header("Content-Length", str(size))
+        self.end_headers()
+        sent = 0
+        try:
+            while sent < size and not fhir.stopping:
+                self.wfile.write(b" ")
+                self.wfile.flush()
+                sent += 1
+                fhir.sleep(pause_seconds)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up waiting: what the test wants to see
         finally:
             fhir.streamed_bytes[resource_type] = sent
             self.close_connection = True
