@@ -248,21 +248,18 @@ class Store:
         o, a = schema.assessment_orders, schema.assessments
         cards = sorted({item.card_uuid for item in items})
         with self._transaction(write=True) as connection:
-            known: dict[str, str] = (
-                dict(
-                    connection.execute(
-                        select(o.c.card_uuid, o.c.assessment_id)
-                        .join(a, a.c.assessment_id == o.c.assessment_id)
-                        .where(
-                            o.c.card_uuid.in_(cards),
-                            a.c.service_id == service_id,
-                            a.c.client_iss.is_not_distinct_from(client_iss),
-                        )
-                    ).tuples()
+            known: dict[str, str] = {}
+            if cards:
+                found = connection.execute(
+                    select(o.c.card_uuid, o.c.assessment_id)
+                    .join(a, a.c.assessment_id == o.c.assessment_id)
+                    .where(
+                        o.c.card_uuid.in_(cards),
+                        a.c.service_id == service_id,
+                        a.c.client_iss.is_not_distinct_from(client_iss),
+                    )
                 )
-                if cards
-                else {}
-            )
+                known = {row[0]: row[1] for row in found}
             rows = [
                 _feedback_row(service_id, client_iss, item, known.get(item.card_uuid), received_at)
                 for item in items

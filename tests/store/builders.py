@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from sqlalchemy import Connection, create_engine
 
 from service.store import (
     AssessmentRecord,
@@ -14,6 +18,7 @@ from service.store import (
     OrderRecord,
     OverrideReason,
 )
+from service.store.database import normalise_database_url
 
 PATIENT_HASH_KEY = "test-patient-hash-key-0123456789abcdef"
 START = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
@@ -109,3 +114,14 @@ def with_evidence() -> tuple[EvidenceReference, ...]:
         ),
         EvidenceReference(finding="episode", reference="Condition/lbp"),
     )
+
+
+@contextmanager
+def database_connection(database_url: str) -> Iterator[Connection]:
+    """A plain connection to the test database, to look at what the store wrote."""
+    engine = create_engine(normalise_database_url(database_url))
+    try:
+        with engine.connect() as connection:
+            yield connection
+    finally:
+        engine.dispose()

@@ -12,6 +12,7 @@ from tests.support import databases
 
 # Every test here that takes `database_url` runs on SQLite and on PostgreSQL.
 database_url = databases.database_url
+postgres_test_database = databases.postgres_test_database
 
 
 @pytest.fixture

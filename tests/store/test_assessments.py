@@ -8,15 +8,15 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from service.store import Store, StoreError
-from service.store.database import normalise_database_url
 from tests.store.builders import (
     CPT,
     PATIENT_HASH_KEY,
     START,
     assessment,
+    database_connection,
     order,
     with_evidence,
 )
@@ -24,15 +24,11 @@ from tests.store.builders import (
 
 def _all_text_in_database(database_url: str) -> str:
     """Every value of every application table, as one string (to search for what must not be there)."""
-    engine = create_engine(normalise_database_url(database_url))
-    try:
-        with engine.connect() as connection:
-            parts: list[str] = []
-            for table in ("assessments", "assessment_orders", "feedback"):
-                parts.extend(repr(tuple(row)) for row in connection.execute(text(f"SELECT * FROM {table}")))  # noqa: S608
-            return "\n".join(parts)
-    finally:
-        engine.dispose()
+    parts: list[str] = []
+    with database_connection(database_url) as connection:
+        for table in ("assessments", "assessment_orders", "feedback"):
+            parts.extend(repr(tuple(row)) for row in connection.execute(text(f"SELECT * FROM {table}")))  # noqa: S608
+    return "\n".join(parts)
 
 
 def test_save_and_get_round_trip_keeps_every_field(store: Store) -> None:

@@ -1,14 +1,16 @@
 """Fresh databases for tests: a SQLite file under tmp_path, or a new PostgreSQL database dropped after.
 
 PostgreSQL is the server at 127.0.0.1:5432 (user postgres, trust auth); set LBP_TEST_POSTGRES_URL to use
-another. Each test gets its own `lbp_test_<random>` database, so tests can run in parallel and leave
-nothing behind.
+another. A test run creates one `lbp_test_<random>` database (on first use) and drops it at the end; each
+test gets its own schema in it (the URL's `options=-csearch_path=...`), created empty and dropped after
+the test: as isolated as a database per test, but ~3 ms to make instead of ~400 ms.
 
 To run a test module against both databases, import the fixture into its conftest.py:
 
     from tests.support import databases
 
     database_url = databases.database_url  # parametrized: sqlite, postgresql
+    postgres_test_database = databases.postgres_test_database  # the run's database, used by it
 
 Tests that take `database_url` then run once per database; the PostgreSQL run carries the `postgres`
 mark (deselect with `-m "not postgres"` where there is no server).
@@ -61,19 +63,31 @@ def postgres_database_exists(url: str) -> bool:
 
 
 @contextmanager
-def fresh_database(backend: str, directory: Path) -> Iterator[str]:
-    """The URL of an empty database of `backend` ("sqlite" or "postgresql")."""
-    if backend == SQLITE:
-        yield sqlite_database_url(directory)
-    elif backend == POSTGRESQL:
-        with postgres_database() as url:
-            yield url
-    else:
-        raise ValueError(f"unknown database backend {backend!r}")
+def postgres_schema(database_url: str) -> Iterator[str]:
+    """A new, empty schema in the database at `database_url`; a URL whose connections use only it."""
+    name = f"t_{secrets.token_hex(6)}"
+    with psycopg.connect(database_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(name)))
+    try:
+        url = make_url(database_url).update_query_dict({"options": f"-csearch_path={name}"})
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(database_url, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="session")
+def postgres_test_database() -> Iterator[str]:
+    """This test run's PostgreSQL database (created on first use, dropped at the end of the run)."""
+    with postgres_database() as url:
+        yield url
 
 
 @pytest.fixture(params=BACKENDS)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty database per test, once on SQLite and once on PostgreSQL."""
-    with fresh_database(request.param, tmp_path) as url:
+    """An empty database per test, once on SQLite and once on PostgreSQL (a schema of its own)."""
+    if request.param == SQLITE:
+        yield sqlite_database_url(tmp_path)
+        return
+    with postgres_schema(request.getfixturevalue("postgres_test_database")) as url:
         yield url
