@@ -1,0 +1,93 @@
+"""A small real Flask app wired with init_security, and hand-made hostile tokens, for the security tests."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask, g, jsonify, request
+from flask.typing import ResponseReturnValue
+
+from service.config import Settings
+from service.errors import ApiError, register_error_handlers
+from service.security import JwtVerifier, annotate, init_security, require_admin
+
+BASE_URL = "https://cds.example.test"
+ALT_BASE_URL = "https://cds-internal.example.test/lbp"  # a second public base URL (behind a proxy prefix)
+SERVICE_PATH = "/cds-services/lbp-imaging-order-sign"
+SANDBOX_ORIGIN = "https://sandbox.cds-hooks.org"
+MAX_BODY_BYTES = 2048
+ADMIN_TOKEN = "admin-secret-for-tests-0123456789"
+
+
+def caller() -> dict[str, Any]:
+    client = g.cds_client
+    return {"iss": client.iss, "tenant": client.tenant} if client is not None else {"iss": None}
+
+
+def security_test_app(settings: Settings, verifier: JwtVerifier | None) -> Flask:
+    """Routes shaped like the service's: discovery, a service, feedback, /evaluate, health, one admin."""
+    app = Flask("security-test")
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    register_error_handlers(app)
+    init_security(app, settings=settings, verifier=verifier)
+
+    def json_object() -> dict[str, Any]:
+        body = request.get_json()  # invalid JSON -> 400, too large -> 413, through the error handlers
+        if not isinstance(body, dict):
+            raise ApiError(400, "invalid-request", "the body must be a JSON object")
+        return body
+
+    @app.get("/cds-services")
+    def discovery() -> ResponseReturnValue:
+        return jsonify(caller())
+
+    @app.post("/cds-services/<service_id>")
+    def call_service(service_id: str) -> ResponseReturnValue:
+        body = json_object()
+        annotate(hookInstance=body.get("hookInstance"), service=service_id, rules=["r-1"], outcome="ok")
+        return jsonify(caller())
+
+    @app.post("/cds-services/<service_id>/feedback")
+    def feedback(service_id: str) -> ResponseReturnValue:
+        json_object()
+        return jsonify(caller())
+
+    @app.post("/evaluate")
+    def evaluate() -> ResponseReturnValue:
+        json_object()
+        return jsonify(caller())
+
+    @app.get("/healthz")
+    def health() -> ResponseReturnValue:
+        return jsonify({"status": "ok"})
+
+    @app.post("/admin/purge")
+    @require_admin(settings)
+    def purge() -> ResponseReturnValue:
+        return jsonify({"purged": 0})
+
+    return app
+
+
+def settings_for_tests(**changes: Any) -> Settings:
+    values: dict[str, Any] = {
+        "auth": "required",
+        "public_base_urls": (BASE_URL, ALT_BASE_URL),
+        "cors_origins": (SANDBOX_ORIGIN,),
+        "admin_token": ADMIN_TOKEN,
+    }
+    values.update(changes)
+    return Settings(**values)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def craft_token(header: dict[str, Any], claims: dict[str, Any], signer: Callable[[bytes], bytes]) -> str:
+    """A compact JWS built by hand, for tokens PyJWT refuses to make (alg none, HMAC with a public key)."""
+    signing_input = f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(claims).encode())}"
+    return f"{signing_input}.{_b64(signer(signing_input.encode()))}"
