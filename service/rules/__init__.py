@@ -15,12 +15,11 @@ from .decision import (
     VariantMatch,
 )
 from .engine import assess
-from .loader import DEFAULT_RULES_PATH, PROCEDURE_IDS, load_rules
+from .loader import DEFAULT_RULES_PATH, load_rules
 from .model import Category, Cell, Citation, Procedure, Provenance, Rules, RulesError, Variant
 
 __all__ = [
     "DEFAULT_RULES_PATH",
-    "PROCEDURE_IDS",
     "Alternative",
     "Appropriateness",
     "Category",

@@ -15,7 +15,7 @@ from typing import Any, NoReturn, TypeVar, cast, get_args
 
 import yaml
 
-from fhir_mappings.model import RED_FLAG_IDS, Modality
+from fhir_mappings.model import PROCEDURE_IDS, RED_FLAG_IDS, Modality
 
 from .model import (
     Advice,
@@ -48,17 +48,6 @@ from .variables import VARIABLE_TYPES
 
 DEFAULT_RULES_PATH = Path(__file__).resolve().parent.parent / "knowledge" / "lbp-imaging-rules.yaml"
 
-# The lumbar imaging procedures the FHIR mappings recognise (issue 3); the file must rate each of them.
-PROCEDURE_IDS: tuple[str, ...] = (
-    "xr-lumbar",
-    "mri-lumbar-without-contrast",
-    "mri-lumbar-with-contrast",
-    "mri-lumbar-without-and-with-contrast",
-    "ct-lumbar-without-contrast",
-    "ct-lumbar-with-contrast",
-    "ct-lumbar-without-and-with-contrast",
-    "ct-myelography-lumbar",
-)
 MODALITIES: tuple[str, ...] = get_args(Modality)
 _OPERATORS: Mapping[str, tuple[Operator, ...]] = {
     "integer": (">=", ">", "<=", "<", "=="),
@@ -68,7 +57,11 @@ _OPERATORS: Mapping[str, tuple[Operator, ...]] = {
 E = TypeVar("E", bound=StrEnum)
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
+# libyaml's parser when PyYAML was built with it (ten times faster), else the pure-Python one.
+_SafeLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _UniqueKeyLoader(_SafeLoader):  # type: ignore[misc]
     """A safe loader that refuses duplicate keys: YAML would silently keep the last cell otherwise."""
 
 
@@ -80,7 +73,8 @@ def _construct_unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) 
         if key in seen:
             raise RulesError(f"line {key_node.start_mark.line + 1}: duplicate key {key!r}")
         seen.add(key)
-    return loader.construct_mapping(node)
+    mapping: dict[Hashable, Any] = loader.construct_mapping(node)
+    return mapping
 
 
 _UniqueKeyLoader.add_constructor(

@@ -1,0 +1,400 @@
+"""The pure engine: findings built by hand in, decision out, no Flask and no clock."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import replace
+
+import pytest
+
+from fhir_mappings.model import PROCEDURE_IDS, RED_FLAG_IDS, DataGap, FlagStatus
+from service.rules import Appropriateness, Category, PamaRating, Rules, assess, load_rules
+
+from .builders import findings, imaging_order
+
+UA = Appropriateness.USUALLY_APPROPRIATE
+MBA = Appropriateness.MAY_BE_APPROPRIATE
+UNA = Appropriateness.USUALLY_NOT_APPROPRIATE
+NCA = Appropriateness.NO_CRITERIA_APPLY
+
+
+@pytest.fixture(scope="module")
+def rules() -> Rules:
+    return load_rules()
+
+
+# Each red flag alone, with a 10-day episode: the variant it triggers (None: a weak factor, no variant).
+FLAG_VARIANTS: dict[str, str | None] = {
+    "cauda-equina": "V4",
+    "severe-neurologic-deficit": "neuro",
+    "cancer-history": "V7",
+    "spinal-infection": "V7",
+    "fever": "V7",
+    "iv-drug-use": "V7",
+    "immunosuppression": "V7",
+    "recent-trauma": "V6",
+    "osteoporosis": "V6",
+    "prolonged-corticosteroids": "V6",
+    "age-over-70": "V6",
+    "prior-lumbar-surgery": "V5",
+    "age-over-50": None,
+    "unexplained-weight-loss": None,
+}
+
+
+def test_the_table_covers_every_red_flag() -> None:
+    assert set(FLAG_VARIANTS) == set(RED_FLAG_IDS)
+
+
+@pytest.mark.parametrize(("flag", "variant"), FLAG_VARIANTS.items())
+def test_each_red_flag_alone_triggers_its_variant(rules: Rules, flag: str, variant: str | None) -> None:
+    decision = assess(findings(present=[flag]), rules)
+    if variant is None:
+        assert decision.variant_ids() == ("V1",)
+        assert [factor.id for factor in decision.weak_factors] == [flag]
+    else:
+        assert decision.variant_ids() == (variant,)
+        assert decision.variants[0].triggered_by == (flag,)
+        assert decision.weak_factors == ()
+    assert decision.red_flag_ids() == (flag,)
+    assert decision.urgent is (flag in ("cauda-equina", "severe-neurologic-deficit"))
+
+
+def test_no_red_flags_and_acute_pain_is_v1_and_conservative_care_first(rules: Rules) -> None:
+    decision = assess(findings(symptom_days=41, orders=[imaging_order("mri-lumbar-without-contrast")]), rules)
+    assert decision.variant_ids() == ("V1",)
+    assert decision.conservative_care_first
+    assert decision.recommended is None  # no imaging is appropriate
+    (judgement,) = decision.orders
+    assert judgement.appropriateness is UNA
+    assert judgement.pama_rating is PamaRating.NOT_APPROPRIATE
+    assert judgement.alternative is None
+    assert judgement.conservative_care_first
+    assert [(cell.variant, cell.provenance.value) for cell in judgement.cells] == [("V1", "verified")]
+
+
+@pytest.mark.parametrize(("days", "variant"), [(41, "V1"), (42, "V2")])
+def test_six_weeks_without_management_is_v2(rules: Rules, days: int, variant: str) -> None:
+    decision = assess(findings(symptom_days=days), rules)
+    assert decision.variant_ids() == (variant,)
+    assert decision.variants[0].triggered_by == (("symptomDays>=42",) if variant == "V2" else ())
+
+
+@pytest.mark.parametrize(("days", "variants"), [(41, ("V1",)), (42, ("V3",))])
+def test_six_weeks_after_conservative_therapy_is_v3(
+    rules: Rules, days: int, variants: tuple[str, ...]
+) -> None:
+    decision = assess(findings(symptom_days=days, therapy=True), rules)
+    assert decision.variant_ids() == variants
+    if variants == ("V3",):
+        assert decision.variants[0].triggered_by == ("symptomDays>=42", "conservative-therapy")
+        assert not decision.conservative_care_first
+
+
+def test_v2_gives_way_to_any_red_flag_variant(rules: Rules) -> None:
+    decision = assess(findings(symptom_days=60, present=["osteoporosis"]), rules)
+    assert decision.variant_ids() == ("V6",)
+
+
+@pytest.mark.parametrize(
+    ("present", "days", "variant_ids"),
+    [
+        (["age-over-50", "unexplained-weight-loss"], 5, ("V7",)),
+        (["age-over-50"], 28, ("V7",)),
+        (["age-over-50"], 27, ("V1",)),
+        (["unexplained-weight-loss"], 28, ("V7",)),
+        (["unexplained-weight-loss"], 27, ("V1",)),
+    ],
+)
+def test_two_weak_cancer_risk_factors_trigger_v7_one_does_not(
+    rules: Rules, present: list[str], days: int, variant_ids: tuple[str, ...]
+) -> None:
+    decision = assess(findings(present=present, symptom_days=days), rules)
+    assert decision.variant_ids() == variant_ids
+    if variant_ids == ("V7",):
+        expected = {*present, "symptomDays>=28"} if days >= 28 else set(present)
+        assert set(decision.variants[0].triggered_by) == expected
+        assert decision.weak_factors == ()  # they did trigger a variant
+    else:
+        assert [flag.id for flag in decision.weak_factors] == present
+
+
+def test_a_weak_factor_is_reported_beside_an_unrelated_variant(rules: Rules) -> None:
+    decision = assess(findings(present=["age-over-50", "age-over-70"]), rules)
+    assert decision.variant_ids() == ("V6",)
+    assert [flag.id for flag in decision.weak_factors] == ["age-over-50"]
+
+
+@pytest.mark.parametrize(
+    ("flag", "urgent_flags"),
+    [
+        ("cauda-equina", ("cauda-equina",)),
+        ("severe-neurologic-deficit", ("severe-neurologic-deficit",)),
+        ("cancer-history", ()),
+    ],
+)
+def test_urgent_names_the_flags_that_make_it_so(
+    rules: Rules, flag: str, urgent_flags: tuple[str, ...]
+) -> None:
+    decision = assess(findings(present=[flag]), rules)
+    assert decision.urgent is bool(urgent_flags)
+    assert decision.urgent_flags == urgent_flags
+
+
+# Most favourable category among several variants. ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("procedure", "appropriateness", "deciding"),
+    [
+        ("ct-lumbar-without-contrast", UA, ["V6"]),  # V4 may be, V6 usually
+        ("xr-lumbar", UA, ["V6"]),  # V4 usually not, V6 usually
+        ("mri-lumbar-without-and-with-contrast", UA, ["V4"]),  # V4 usually, V6 may be
+        ("mri-lumbar-without-contrast", UA, ["V4", "V6"]),  # both usually: both cited
+        ("ct-myelography-lumbar", MBA, ["V4", "V6"]),
+        ("mri-lumbar-with-contrast", UNA, ["V4", "V6"]),
+    ],
+)
+def test_each_procedure_takes_the_most_favourable_category_among_the_variants(
+    rules: Rules, procedure: str, appropriateness: Appropriateness, deciding: list[str]
+) -> None:
+    decision = assess(
+        findings(present=["cauda-equina", "osteoporosis"], orders=[imaging_order(procedure)]), rules
+    )
+    assert decision.variant_ids() == ("V4", "V6")
+    (judgement,) = decision.orders
+    assert judgement.appropriateness is appropriateness
+    assert [cell.variant for cell in judgement.cells] == deciding
+    assert {cell.category.value for cell in judgement.cells} == {appropriateness.value}
+
+
+@pytest.mark.parametrize("variant_id", ["V1", "V2", "V3", "V4", "V5", "V6", "V7", "neuro"])
+@pytest.mark.parametrize("procedure", PROCEDURE_IDS)
+def test_every_cell_reaches_the_order_it_rates(rules: Rules, variant_id: str, procedure: str) -> None:
+    trigger = {
+        "V1": {},
+        "V2": {"symptom_days": 50},
+        "V3": {"symptom_days": 50, "therapy": True},
+        "V4": {"present": ["cauda-equina"]},
+        "V5": {"present": ["prior-lumbar-surgery"]},
+        "V6": {"present": ["recent-trauma"]},
+        "V7": {"present": ["spinal-infection"]},
+        "neuro": {"present": ["severe-neurologic-deficit"]},
+    }[variant_id]
+    decision = assess(findings(orders=[imaging_order(procedure)], **trigger), rules)  # type: ignore[arg-type]
+    assert decision.variant_ids() == (variant_id,)
+    (judgement,) = decision.orders
+    cell = rules.variants[variant_id].cells[procedure]
+    assert judgement.appropriateness.value == cell.category.value
+    assert judgement.cells == (cell,)
+    expected_rating = (
+        "not-appropriate" if cell.category is Category.USUALLY_NOT_APPROPRIATE else "appropriate"
+    )
+    assert judgement.pama_rating.value == expected_rating
+
+
+# The best procedure per modality, and the better alternative. ------------------------------------------
+
+
+def test_modalities_give_each_modality_its_best_procedure(rules: Rules) -> None:
+    decision = assess(findings(present=["cancer-history"]), rules)
+    summary = {
+        modality: (rating.procedure.id, rating.appropriateness)
+        for modality, rating in decision.modalities.items()
+    }
+    assert summary == {
+        "XR": ("xr-lumbar", MBA),
+        "MRI": ("mri-lumbar-without-contrast", UA),  # ties with without-and-with: file order
+        "CT": (
+            "ct-lumbar-without-contrast",
+            MBA,
+        ),  # ties with with-contrast (same radiation), beats myelography
+    }
+    assert decision.recommended is not None
+    assert decision.recommended.procedure.id == "mri-lumbar-without-contrast"
+
+
+def test_ct_for_suspected_cancer_has_mri_without_contrast_as_the_better_choice(rules: Rules) -> None:
+    order = imaging_order("ct-lumbar-without-and-with-contrast")
+    (judgement,) = assess(findings(present=["cancer-history"], orders=[order]), rules).orders
+    assert judgement.appropriateness is UNA
+    assert judgement.alternative is not None
+    assert judgement.alternative.rating.procedure.id == "mri-lumbar-without-contrast"
+    assert judgement.alternative.rating.appropriateness is UA
+    assert "usually appropriate" in judgement.alternative.reason
+    assert "no ionising radiation" in judgement.alternative.reason
+
+
+def test_an_equally_appropriate_procedure_without_radiation_is_offered(rules: Rules) -> None:
+    (judgement,) = assess(
+        findings(present=["osteoporosis"], orders=[imaging_order("xr-lumbar")]), rules
+    ).orders
+    assert judgement.appropriateness is UA
+    assert judgement.alternative is not None
+    assert judgement.alternative.rating.procedure.id == "mri-lumbar-without-contrast"
+    assert judgement.alternative.reason.startswith(
+        "Lumbar MRI without contrast is rated usually appropriate;"
+    )
+
+
+@pytest.mark.parametrize(
+    ("present", "procedure"),
+    [
+        (["prior-lumbar-surgery"], "mri-lumbar-without-and-with-contrast"),
+        (["cancer-history"], "mri-lumbar-without-contrast"),
+    ],
+)
+def test_the_best_choice_has_no_alternative(rules: Rules, present: list[str], procedure: str) -> None:
+    (judgement,) = assess(findings(present=present, orders=[imaging_order(procedure)]), rules).orders
+    assert judgement.appropriateness is UA
+    assert judgement.alternative is None
+
+
+def test_ties_on_category_and_radiation_prefer_the_ordered_modality(rules: Rules) -> None:
+    """With MRI out of the best category, X-ray and CT tie: a CT order is offered CT, an MRI order X-ray."""
+    variant = rules.variants["V6"]
+    cells = dict(variant.cells)
+    cells["mri-lumbar-without-contrast"] = replace(
+        cells["mri-lumbar-without-contrast"], category=Category.MAY_BE_APPROPRIATE
+    )
+    edited = replace(rules, variants={**rules.variants, "V6": replace(variant, cells=cells)})
+    orders = [
+        imaging_order("ct-lumbar-with-contrast", "ct"),
+        imaging_order("mri-lumbar-with-contrast", "mri"),
+    ]
+    ct, mri = assess(findings(present=["recent-trauma"], orders=orders), edited).orders
+    assert ct.alternative is not None
+    assert ct.alternative.rating.procedure.id == "ct-lumbar-without-contrast"
+    assert mri.alternative is not None
+    assert mri.alternative.rating.procedure.id == "xr-lumbar"  # first in the file among the tied
+
+
+# Unknown inputs: never read as absent. -----------------------------------------------------------------
+
+
+def test_an_unchecked_red_flag_is_reported_and_the_verdict_stands_on_what_is_known(rules: Rules) -> None:
+    gap = DataGap("observations-not-supplied", "Observations were not supplied.", ("fever",))
+    order = imaging_order("mri-lumbar-without-contrast")
+    decision = assess(findings(unknown=["fever"], gaps=[gap], orders=[order]), rules)
+    assert decision.variant_ids() == ("V1",)
+    assert [flag.id for flag in decision.unchecked_flags] == ["fever"]
+    assert "fever" not in decision.red_flag_ids()
+    assert [(possible.id, possible.unchecked) for possible in decision.possible_variants] == [
+        ("V7", ("fever",))
+    ]
+    (judgement,) = decision.orders
+    assert judgement.appropriateness is UNA
+    assert judgement.if_unchecked_present is UA  # MRI would be usually appropriate with a fever
+    assert decision.data_gaps == (gap,)
+
+
+def test_an_unchecked_flag_that_would_not_change_the_rating_is_not_reported_as_a_change(rules: Rules) -> None:
+    order = imaging_order("mri-lumbar-with-contrast")  # usually not appropriate in every variant
+    (judgement,) = assess(findings(unknown=["fever"], orders=[order]), rules).orders
+    assert judgement.if_unchecked_present is None
+
+
+def test_an_unchecked_urgent_flag_is_named_but_not_urgent(rules: Rules) -> None:
+    decision = assess(findings(unknown=["cauda-equina"]), rules)
+    assert decision.urgent is False
+    assert decision.urgent_unchecked == ("cauda-equina",)
+
+
+def test_one_weak_factor_and_an_unchecked_one_make_v7_possible(rules: Rules) -> None:
+    decision = assess(findings(present=["age-over-50"], unknown=["unexplained-weight-loss"]), rules)
+    assert decision.variant_ids() == ("V1",)
+    assert [(possible.id, possible.unchecked) for possible in decision.possible_variants] == [
+        ("V7", ("unexplained-weight-loss",))
+    ]
+
+
+@pytest.mark.parametrize(("therapy", "possible"), [(True, "V3"), (False, "V2")])
+def test_unknown_symptom_duration_makes_the_six_week_variant_possible(
+    rules: Rules, therapy: bool, possible: str
+) -> None:
+    decision = assess(findings(symptom_days=None, therapy=therapy), rules)
+    assert decision.variant_ids() == ("V1",)
+    assert [(variant.id, variant.unchecked) for variant in decision.possible_variants] == [
+        (possible, ("symptomDays>=42",))
+    ]
+
+
+def test_therapy_that_could_not_be_checked_keeps_v2_and_makes_v3_possible(rules: Rules) -> None:
+    gap = DataGap("procedures-not-supplied", "Procedures were not supplied.", ("therapy",))
+    order = imaging_order("mri-lumbar-without-contrast")
+    decision = assess(findings(symptom_days=60, gaps=[gap], orders=[order]), rules)
+    assert decision.variant_ids() == ("V2",)
+    assert [(possible.id, possible.unchecked) for possible in decision.possible_variants] == [
+        ("V3", ("conservative-therapy",))
+    ]
+    assert decision.orders[0].if_unchecked_present is UA
+
+
+def test_a_red_flag_missing_from_the_findings_counts_as_unchecked(rules: Rules) -> None:
+    partial = findings()
+    flags = {flag_id: flag for flag_id, flag in partial.red_flags.items() if flag_id != "fever"}
+    decision = assess(replace(partial, red_flags=flags), rules)
+    assert [possible.id for possible in decision.possible_variants] == ["V7"]
+
+
+# Applicability. ----------------------------------------------------------------------------------------
+
+
+def test_an_order_for_another_reason_without_back_pain_has_no_criteria(rules: Rules) -> None:
+    order = imaging_order("mri-lumbar-without-contrast", reason_lbp=False)
+    decision = assess(findings(episode_active=False, present=["cancer-history"], orders=[order]), rules)
+    assert not decision.criteria_apply
+    assert decision.variants == ()
+    assert decision.recommended is None
+    assert {rating.appropriateness for rating in decision.modalities.values()} == {NCA}
+    (judgement,) = decision.orders
+    assert not judgement.applicable
+    assert judgement.appropriateness is NCA
+    assert judgement.pama_rating is PamaRating.NO_CRITERIA_APPLY
+    assert judgement.cells == ()
+    assert judgement.alternative is None
+
+
+def test_an_order_whose_reason_names_low_back_pain_is_judged_without_a_recorded_episode(rules: Rules) -> None:
+    order = imaging_order("ct-lumbar-without-contrast", reason_lbp=True)
+    decision = assess(findings(episode_active=False, orders=[order]), rules)
+    assert decision.criteria_apply
+    assert decision.variant_ids() == ("V1",)
+    assert decision.orders[0].appropriateness is UNA
+
+
+def test_an_order_whose_reason_names_a_red_flag_brings_that_flag_with_its_evidence(rules: Rules) -> None:
+    order = imaging_order("mri-lumbar-without-contrast", reason_lbp=False, reason_flags=("cauda-equina",))
+    decision = assess(findings(episode_active=False, orders=[order]), rules)
+    assert decision.variant_ids() == ("V4",)
+    assert decision.urgent
+    (flag,) = decision.red_flags
+    assert flag.status is FlagStatus.PRESENT
+    assert [evidence.reference for evidence in flag.evidence] == ["ServiceRequest/o1"]
+    assert decision.orders[0].appropriateness is UA
+
+
+def test_an_order_reason_adds_its_evidence_to_a_flag_already_recorded(rules: Rules) -> None:
+    order = imaging_order("mri-lumbar-without-contrast", reason_flags=("fever",))
+    decision = assess(findings(present=["fever"], orders=[order]), rules)
+    (flag,) = decision.red_flags
+    assert [evidence.reference for evidence in flag.evidence] == ["Condition/fever", "ServiceRequest/o1"]
+
+
+def test_a_procedure_the_rules_do_not_know_has_no_criteria(rules: Rules) -> None:
+    order = replace(imaging_order("xr-lumbar"), procedure="pet-lumbar")
+    (judgement,) = assess(findings(orders=[order]), rules).orders
+    assert judgement.procedure is None
+    assert judgement.appropriateness is NCA
+
+
+# Purity. -----------------------------------------------------------------------------------------------
+
+
+def test_assess_is_deterministic_and_leaves_its_input_alone(rules: Rules) -> None:
+    order = imaging_order("ct-lumbar-without-and-with-contrast")
+    resource_before = copy.deepcopy(dict(order.resource))
+    given = findings(present=["cancer-history", "age-over-50"], unknown=["fever"], orders=[order])
+    first, second = assess(given, rules), assess(given, rules)
+    assert first == second
+    assert dict(order.resource) == resource_before
