@@ -327,8 +327,11 @@ class Store:
             return False
         self._sweep_replay_guard(force=False)
         with self._transaction(write=True) as connection:
-            result = connection.execute(self._insert_ignoring_duplicates(schema.jwt_replay), row)
-            return result.rowcount == 1
+            # RETURNING rather than rowcount, which psycopg reports as -1 for this statement.
+            inserted = connection.execute(
+                self._insert_ignoring_duplicates(schema.jwt_replay).returning(schema.jwt_replay.c.jti), row
+            )
+            return inserted.first() is not None
 
     def _sweep_replay_guard(self, *, force: bool) -> None:
         now = self._clock()
