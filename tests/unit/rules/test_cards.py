@@ -1,0 +1,432 @@
+"""Cards, suggestions and system actions built from decisions: the CDS Hooks card rules on every card."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from fhir_mappings.model import PROCEDURE_IDS, RED_FLAG_IDS, DataGap, Evidence, Findings
+from service.cds.cards import (
+    EXTENSION_KEY,
+    OVERRIDE_REASON_SYSTEM,
+    PAMA_CONSULT_ID_EXTENSION,
+    PAMA_RATING_EXTENSION,
+    PAMA_RATING_SYSTEM,
+    HookResponse,
+    SuggestionKind,
+    build_hook_response,
+)
+from service.evaluate_answer import evaluate_answer
+from service.rules import Decision, Rules, assess, load_rules
+from tests.support.cds_rules import card_rule_violations
+from tests.support.contract import component_validator, schema_errors
+
+from .builders import CPT, LOW_BACK_PAIN_REASON, findings, imaging_order, service_request
+
+ASSESSMENT_ID = "5a7e0f7e-0000-4000-8000-00000000a55e"
+
+
+@pytest.fixture(scope="module")
+def rules() -> Rules:
+    return load_rules()
+
+
+def id_factory() -> Callable[[], str]:
+    counter = itertools.count(1)
+    return lambda: str(uuid.UUID(int=next(counter)))
+
+
+def respond(decision: Decision, *, quiet: bool = False) -> HookResponse:
+    return build_hook_response(
+        decision, assessment_id=ASSESSMENT_ID, new_id=id_factory(), quiet_when_appropriate=quiet
+    )
+
+
+OBSERVATIONS_GAP = DataGap(
+    "observations-not-supplied", "Observations were not supplied: fever could not be checked.", ("fever",)
+)
+CASES: dict[str, Callable[[], Findings]] = {
+    "v1 mri": lambda: findings(orders=[imaging_order("mri-lumbar-without-contrast")]),
+    "v1 ct, fever unchecked": lambda: findings(
+        unknown=["fever"],
+        gaps=[OBSERVATIONS_GAP],
+        orders=[imaging_order("ct-lumbar-without-and-with-contrast")],
+    ),
+    "v2 x-ray": lambda: findings(symptom_days=50, orders=[imaging_order("xr-lumbar")]),
+    "v3 ct": lambda: findings(
+        symptom_days=50, therapy=True, orders=[imaging_order("ct-lumbar-without-contrast")]
+    ),
+    "v4 ct": lambda: findings(
+        present=["cauda-equina"], orders=[imaging_order("ct-lumbar-without-and-with-contrast")]
+    ),
+    "neuro mri": lambda: findings(
+        present=["severe-neurologic-deficit"], orders=[imaging_order("mri-lumbar-without-contrast")]
+    ),
+    "v5 mri": lambda: findings(
+        present=["prior-lumbar-surgery"], orders=[imaging_order("mri-lumbar-without-and-with-contrast")]
+    ),
+    "v6 x-ray": lambda: findings(present=["osteoporosis"], orders=[imaging_order("xr-lumbar")]),
+    "v7 ct": lambda: findings(present=["cancer-history"], orders=[imaging_order("ct-lumbar-with-contrast")]),
+    "weak factor": lambda: findings(present=["age-over-50"], orders=[imaging_order("xr-lumbar")]),
+    "no criteria": lambda: findings(
+        episode_active=False, orders=[imaging_order("mri-lumbar-without-contrast", reason_lbp=False)]
+    ),
+    "two orders": lambda: findings(
+        present=["spinal-infection"],
+        orders=[imaging_order("xr-lumbar", "xr"), imaging_order("ct-myelography-lumbar", "myelo")],
+    ),
+    "order without id": lambda: findings(orders=[imaging_order("ct-lumbar-with-contrast", None)]),
+}
+
+
+@pytest.fixture(params=CASES, ids=list(CASES))
+def case(request: pytest.FixtureRequest, rules: Rules) -> Decision:
+    return assess(CASES[request.param](), rules)
+
+
+def actions_of(body: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    for card in body["cards"]:
+        for suggestion in card.get("suggestions", []):
+            yield from suggestion["actions"]
+
+
+def test_every_card_keeps_the_cds_hooks_card_rules(case: Decision) -> None:
+    body = respond(case).body
+    assert card_rule_violations(body) == []
+    assert schema_errors(component_validator("CdsServiceResponse"), body) == []
+
+
+def test_every_update_suggestion_carries_what_the_sandbox_needs(case: Decision) -> None:
+    """The Sandbox throws when an update lacks code.coding[0], reasonCode[].coding[0] or the rating."""
+    for action in actions_of(respond(case).body):
+        if action["type"] != "update":
+            continue
+        resource = action["resource"]
+        assert resource["code"]["coding"][0]["code"]
+        assert all(reason["coding"][0] for reason in resource["reasonCode"])
+        assert PAMA_RATING_EXTENSION in {extension["url"] for extension in resource["extension"]}
+
+
+def test_every_card_and_suggestion_uuid_comes_from_the_id_factory_and_is_linked(case: Decision) -> None:
+    issued: list[str] = []
+    factory = id_factory()
+
+    def new_id() -> str:
+        issued.append(factory())
+        return issued[-1]
+
+    response = build_hook_response(
+        case, assessment_id=ASSESSMENT_ID, new_id=new_id, quiet_when_appropriate=False
+    )
+    cards = response.body["cards"]
+    named = [card["uuid"] for card in cards] + [
+        s["uuid"] for card in cards for s in card.get("suggestions", [])
+    ]
+    assert sorted(named) == sorted(issued)
+    assert len(cards) == len(case.orders)
+    for card in cards:
+        ids = response.card_ids[card["extension"][EXTENSION_KEY]["order"]]
+        assert ids.card == card["uuid"]
+        assert [s.uuid for s in ids.suggestions] == [s["uuid"] for s in card.get("suggestions", [])]
+
+
+def test_card_extension_and_evaluate_give_the_same_values(case: Decision) -> None:
+    cards = respond(case).body["cards"]
+    answer = evaluate_answer(case, assessment_id=ASSESSMENT_ID)
+    assert len(cards) == len(answer["orders"])
+    for card, order in zip(cards, answer["orders"], strict=True):
+        extension = card["extension"][EXTENSION_KEY]
+        assert extension["assessmentId"] == answer["assessmentId"]
+        assert {key: order[key] for key in extension if key != "assessmentId"} == {
+            key: value for key, value in extension.items() if key != "assessmentId"
+        }
+        assert extension["rulesVersion"] == answer["rulesVersion"]
+        assert extension.get("redFlags", []) == [flag["id"] for flag in answer["redFlags"]]
+        assert card["summary"] == order["summary"]
+        assert card["indicator"] == order["indicator"]
+
+
+def test_building_the_answer_leaves_the_orders_as_sent(case: Decision) -> None:
+    before = [copy.deepcopy(dict(judgement.order.resource)) for judgement in case.orders]
+    respond(case)
+    evaluate_answer(case, assessment_id=ASSESSMENT_ID)
+    assert [dict(judgement.order.resource) for judgement in case.orders] == before
+
+
+def _all_decisions(rules: Rules) -> Iterator[Decision]:
+    """Every procedure under no flag, each flag, each pair of flags, with and without unchecked flags."""
+    flag_sets = [(), *((flag,) for flag in RED_FLAG_IDS), *itertools.combinations(RED_FLAG_IDS, 2)]
+    orders = [imaging_order(procedure, procedure) for procedure in PROCEDURE_IDS]
+    for present in flag_sets:
+        for unknown in ((), ("fever", "cancer-history")):
+            yield assess(findings(present=present, unknown=set(unknown) - set(present), orders=orders), rules)
+
+
+def test_every_summary_is_under_140_characters_and_names_the_procedure(rules: Rules) -> None:
+    for decision in _all_decisions(rules):
+        for card, judgement in zip(respond(decision).body["cards"], decision.orders, strict=True):
+            assert len(card["summary"]) < 140, card["summary"]
+            assert judgement.procedure is not None
+            assert judgement.procedure.title in card["summary"]
+
+
+@pytest.mark.parametrize(
+    ("name", "indicator"),
+    [
+        ("v4 ct", "critical"),
+        ("neuro mri", "critical"),
+        ("v1 mri", "warning"),
+        ("v7 ct", "info"),  # may be appropriate
+        ("v6 x-ray", "info"),  # usually appropriate
+        ("no criteria", "info"),
+    ],
+)
+def test_indicator_is_critical_when_urgent_warning_when_usually_not_appropriate(
+    rules: Rules, name: str, indicator: str
+) -> None:
+    (card,) = respond(assess(CASES[name](), rules)).body["cards"]
+    assert card["indicator"] == indicator
+    assert ("overrideReasons" in card) is (indicator != "info")
+
+
+def test_urgent_card_says_urgent_and_emergency_referral(rules: Rules) -> None:
+    (card,) = respond(assess(CASES["v4 ct"](), rules)).body["cards"]
+    assert card["summary"].startswith("Urgent: suspected cauda equina syndrome.")
+    assert "emergency referral" in card["summary"]
+    assert "**Urgent evaluation is needed; consider emergency referral.**" in card["detail"]
+
+
+def test_override_reasons_are_codings_with_display_in_the_project_code_system(rules: Rules) -> None:
+    (card,) = respond(assess(CASES["v1 mri"](), rules)).body["cards"]
+    reasons = card["overrideReasons"]
+    assert {reason["system"] for reason in reasons} == {OVERRIDE_REASON_SYSTEM}
+    assert {
+        "red-flag-not-recorded",
+        "patient-preference",
+        "conservative-care-tried",
+        "surgical-planning",
+    } <= {reason["code"] for reason in reasons}
+    assert all(reason["display"] for reason in reasons)
+
+
+# Suggestions. ------------------------------------------------------------------------------------------
+
+
+def test_no_red_flags_suggests_physical_therapy_instead_and_cancelling(rules: Rules) -> None:
+    response = respond(assess(CASES["v1 mri"](), rules))
+    (card,) = response.body["cards"]
+    kinds = [suggestion.kind for suggestion in response.card_ids["ServiceRequest/o1"].suggestions]
+    assert kinds == [SuggestionKind.PHYSICAL_THERAPY, SuggestionKind.CANCEL]
+    assert card["selectionBehavior"] == "at-most-one"
+    therapy, cancel = card["suggestions"]
+    assert therapy["isRecommended"] is True
+    assert cancel["isRecommended"] is False
+    delete, create = therapy["actions"]
+    assert delete == {
+        "type": "delete",
+        "description": "Cancel the draft order for lumbar MRI without contrast",
+        "resourceId": "ServiceRequest/o1",
+    }
+    referral = create["resource"]
+    assert create["type"] == "create"
+    assert referral["resourceType"] == "ServiceRequest"
+    assert referral["status"] == "draft"
+    assert referral["code"]["coding"][0] == {
+        "system": CPT,
+        "code": "97161",
+        "display": "Physical therapy evaluation: low complexity",
+    }
+    assert referral["reasonCode"] == [LOW_BACK_PAIN_REASON]
+    assert referral["subject"] == {"reference": "Patient/p1"}
+    assert "id" not in referral
+    assert cancel["actions"] == [delete]
+
+
+def test_no_physical_therapy_suggestion_when_therapy_is_already_documented(rules: Rules) -> None:
+    decision = assess(findings(symptom_days=20, therapy=True, orders=[imaging_order("xr-lumbar")]), rules)
+    (card,) = respond(decision).body["cards"]
+    assert [suggestion["label"] for suggestion in card["suggestions"]] == ["Cancel this imaging order"]
+    assert card["suggestions"][0]["isRecommended"] is True
+    assert "Procedure/pt1" in card["detail"]
+
+
+def test_a_better_procedure_is_suggested_as_an_update_of_the_order(rules: Rules) -> None:
+    (card,) = respond(assess(CASES["v4 ct"](), rules)).body["cards"]
+    replace_order, cancel = card["suggestions"]
+    assert replace_order["label"] == "Order lumbar MRI without contrast instead"
+    assert replace_order["isRecommended"] is True
+    assert cancel["isRecommended"] is False
+    (update,) = replace_order["actions"]
+    sent = service_request("o1", "ct-lumbar-without-and-with-contrast")
+    resource = update["resource"]
+    assert resource["code"] == {
+        "coding": [{"system": CPT, "code": "72148", "display": "MRI lumbar spine without contrast"}],
+        "text": "Lumbar MRI without contrast",
+    }
+    assert {key: value for key, value in resource.items() if key not in ("code", "extension")} == {
+        key: value for key, value in sent.items() if key != "code"
+    }
+    assert resource["extension"] == [
+        {
+            "url": PAMA_RATING_EXTENSION,
+            "valueCodeableConcept": {"coding": [{"system": PAMA_RATING_SYSTEM, "code": "appropriate"}]},
+        },
+        {"url": PAMA_CONSULT_ID_EXTENSION, "valueUri": f"urn:uuid:{ASSESSMENT_ID}"},
+    ]
+
+
+def test_the_replacement_keeps_the_orders_code_system(rules: Rules) -> None:
+    order = imaging_order("ct-myelography-lumbar")  # coded in LOINC
+    decision = assess(findings(present=["cancer-history"], orders=[order]), rules)
+    (card,) = respond(decision).body["cards"]
+    coding = card["suggestions"][0]["actions"][0]["resource"]["code"]["coding"][0]
+    assert (coding["system"], coding["code"]) == ("http://loinc.org", "30679-5")
+
+
+def test_an_appropriate_order_with_a_radiation_free_equal_is_offered_it_without_insisting(
+    rules: Rules,
+) -> None:
+    (card,) = respond(assess(CASES["v6 x-ray"](), rules)).body["cards"]
+    (suggestion,) = card["suggestions"]
+    assert suggestion["label"] == "Order lumbar MRI without contrast instead"
+    assert suggestion["isRecommended"] is False
+
+
+@pytest.mark.parametrize("name", ["v5 mri", "neuro mri", "no criteria"])
+def test_the_best_choice_and_orders_without_criteria_get_no_suggestions(rules: Rules, name: str) -> None:
+    (card,) = respond(assess(CASES[name](), rules)).body["cards"]
+    assert "suggestions" not in card
+    assert "selectionBehavior" not in card
+
+
+def test_an_order_without_an_id_gets_a_card_but_nothing_to_act_on(rules: Rules) -> None:
+    response = respond(assess(CASES["order without id"](), rules))
+    (card,) = response.body["cards"]
+    assert "suggestions" not in card
+    assert "systemActions" not in response.body
+    assert "extension" not in response.body
+
+
+# System actions. ---------------------------------------------------------------------------------------
+
+
+def _without_rating(resource: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in resource.items() if key != "extension"}
+
+
+def test_system_actions_rate_each_order_changing_nothing_else(rules: Rules) -> None:
+    decision = assess(CASES["two orders"](), rules)
+    body = respond(decision).body
+    assert body["extension"] == {"systemActions": body["systemActions"]}
+    ratings = {}
+    for action, judgement in zip(body["systemActions"], decision.orders, strict=True):
+        assert action["type"] == "update"
+        assert action["description"]
+        assert _without_rating(action["resource"]) == dict(judgement.order.resource)
+        rating, consult = action["resource"]["extension"]
+        assert rating["url"] == PAMA_RATING_EXTENSION
+        assert consult == {"url": PAMA_CONSULT_ID_EXTENSION, "valueUri": f"urn:uuid:{ASSESSMENT_ID}"}
+        ratings[action["resource"]["id"]] = rating["valueCodeableConcept"]["coding"][0]["code"]
+    assert ratings == {"xr": "appropriate", "myelo": "appropriate"}  # may be appropriate in V7
+
+
+@pytest.mark.parametrize(
+    ("name", "rating"), [("v1 mri", "not-appropriate"), ("no criteria", "no-criteria-apply")]
+)
+def test_system_action_ratings(rules: Rules, name: str, rating: str) -> None:
+    (action,) = respond(assess(CASES[name](), rules)).body["systemActions"]
+    assert action["resource"]["extension"][0]["valueCodeableConcept"]["coding"][0]["code"] == rating
+
+
+def test_a_rerated_order_keeps_its_other_extensions_and_drops_the_previous_rating(rules: Rules) -> None:
+    other = {"url": "https://example.org/Extension/priority-note", "valueString": "site extension"}
+    previous = [
+        {"url": PAMA_RATING_EXTENSION, "valueCodeableConcept": {"coding": [{"code": "appropriate"}]}},
+        {"url": "http://fhir.org/argonaut/Extension/pama-rating-qcdsm-consulted", "valueString": "G1011"},
+        {"url": PAMA_CONSULT_ID_EXTENSION, "valueUri": "urn:uuid:old"},
+    ]
+    sent = service_request("o1", "mri-lumbar-without-contrast", extension=[other, *previous])
+    order = imaging_order("mri-lumbar-without-contrast", resource=sent)
+    (action,) = respond(assess(findings(orders=[order]), rules)).body["systemActions"]
+    extensions = action["resource"]["extension"]
+    assert extensions[0] == other
+    assert [extension["url"] for extension in extensions[1:]] == [
+        PAMA_RATING_EXTENSION,
+        PAMA_CONSULT_ID_EXTENSION,
+    ]
+    assert extensions[1]["valueCodeableConcept"]["coding"][0]["code"] == "not-appropriate"
+    assert sent["extension"] == [other, *previous]  # the input is untouched
+
+
+# Quiet mode. -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "kept"),
+    [("v6 x-ray", False), ("no criteria", False), ("v7 ct", False), ("v1 mri", True), ("v4 ct", True)],
+)
+def test_quiet_mode_drops_info_cards_for_appropriate_orders_but_keeps_the_rating(
+    rules: Rules, name: str, kept: bool
+) -> None:
+    decision = assess(CASES[name](), rules)
+    loud, quiet = respond(decision).body, respond(decision, quiet=True).body
+    assert len(quiet["cards"]) == (1 if kept else 0)
+    assert quiet["systemActions"] == loud["systemActions"]
+    assert card_rule_violations(quiet) == []
+
+
+# The detail. -------------------------------------------------------------------------------------------
+
+
+def test_detail_explains_flags_with_evidence_variants_radiation_choice_and_sources(rules: Rules) -> None:
+    (card,) = respond(assess(CASES["v4 ct"](), rules)).body["cards"]
+    detail = card["detail"]
+    assert "**Lumbar CT without and with contrast** is rated **usually not appropriate**" in detail
+    assert "Radiation: ☢☢☢☢ (10-30 mSv)" in detail
+    assert "- V4: suspected cauda equina syndrome; triggered by suspected cauda equina syndrome" in detail
+    assert "Condition/cauda-equina, ICD-10-CM X00.0 “Finding for cauda-equina”, 2025-05-20" in detail
+    assert "**Better choice:** Lumbar MRI without contrast is rated usually appropriate" in detail
+    assert "no ionising radiation" in detail
+    assert "https://acsearch.acr.org/docs/69483/Narrative/" in detail
+    assert "doi:10.1016/j.jacr.2021.08.002" in detail
+
+
+def test_detail_says_what_could_not_be_checked_and_what_it_would_change(rules: Rules) -> None:
+    order = imaging_order("mri-lumbar-without-contrast")
+    decision = assess(findings(unknown=["fever"], gaps=[OBSERVATIONS_GAP], orders=[order]), rules)
+    (card,) = respond(decision).body["cards"]
+    assert "no red flags" not in card["summary"]
+    assert "some red flags not checked" in card["summary"]
+    detail = card["detail"]
+    assert "**Could not be checked**" in detail
+    assert "- Fever could not be checked: observations (temperature, weight) not supplied." in detail
+    assert OBSERVATIONS_GAP.description in detail
+    assert "V7 (suspected cancer or infection, or immunosuppression) could apply" in detail
+    assert "If these were present, this order would be rated **usually appropriate**." in detail
+    assert "**Red flags found:** none in the data supplied." in detail
+
+
+def test_detail_gives_acp_advice_for_a_single_weak_factor(rules: Rules) -> None:
+    (card,) = respond(assess(CASES["weak factor"](), rules)).body["cards"]
+    assert "**Weaker risk factor (age over 50):**" in card["detail"]
+    assert "radiography if there is no improvement after 4-6 weeks" in card["detail"]
+
+
+def test_record_text_cannot_inject_markdown_into_the_detail(rules: Rules) -> None:
+    decision = assess(findings(present=["fever"], orders=[imaging_order("xr-lumbar")]), rules)
+    flag = decision.red_flags[0]
+    hostile = Evidence("Observation/t1", display="[click me](https://evil.example) **now**\n# heading")
+    flags = {**decision.findings.red_flags, "fever": type(flag)(flag.id, flag.status, (hostile,))}
+    decision = assess(type(decision.findings)(**{**_fields(decision.findings), "red_flags": flags}), rules)
+    (card,) = respond(decision).body["cards"]
+    assert "[click me](https://evil.example)" not in card["detail"]
+    assert r"\[click me\]\(https://evil.example\) \*\*now\*\* \# heading" in card["detail"]
+
+
+def _fields(value: Findings) -> dict[str, Any]:
+    return {name: getattr(value, name) for name in value.__dataclass_fields__}
