@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 import requests
 import urllib3
@@ -83,6 +84,7 @@ class QueryTarget:
     url: str  # absolute URL of the first page, on `origin`
     origin: Origin
     expected_type: str  # "Bundle" for a search, else the resource type read
+    expected_id: str | None = None  # for a read: the id asked for, which the answer must carry
 
 
 def target_for(base_url: str, filled_template: str) -> QueryTarget | None:
@@ -92,8 +94,11 @@ def target_for(base_url: str, filled_template: str) -> QueryTarget | None:
         return None
     relative = filled_template.lstrip("/")
     path = relative.split("?", 1)[0]
-    expected_type = path.split("/", 1)[0] if "/" in path else "Bundle"
-    return QueryTarget(f"{base_url}/{relative}", origin, expected_type)
+    url = f"{base_url}/{relative}"
+    if "/" not in path:
+        return QueryTarget(url, origin, "Bundle")
+    resource_type, resource_id = path.split("/", 1)
+    return QueryTarget(url, origin, resource_type, unquote(resource_id))
 
 
 class QueryRunner:
@@ -176,6 +181,8 @@ class QueryRunner:
             raise _Failed("operation-outcome")
         if resource_type != target.expected_type:
             raise _Failed("unexpected-resource-type")
+        if target.expected_id is not None and parsed.get("id") != target.expected_id:
+            raise _Failed("unexpected-resource-id")  # another record than the one asked for: never use it
         return parsed
 
     def _get(self, url: str, origin: Origin, auth: BearerToken) -> bytes:

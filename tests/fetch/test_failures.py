@@ -178,6 +178,18 @@ def test_a_patient_read_answered_with_another_resource_type_is_refused(gatherer,
     assert result.missing == {"patient": "unexpected-resource-type"}
 
 
+@pytest.mark.parametrize(
+    "body",
+    [b'{"resourceType": "Patient", "id": "someone-else"}', b'{"resourceType": "Patient"}'],
+)
+def test_a_patient_read_answered_with_another_patient_is_refused(gatherer, fhir_server, body):
+    fhir_server.knobs.raw_body = {"Patient": body}
+
+    result = gather(gatherer, fhir_server)
+
+    assert result.missing == {"patient": "unexpected-resource-id"}
+
+
 def test_a_searchset_without_type_is_tolerated(gatherer, fhir_server):
     fhir_server.knobs.raw_body = {
         "Condition": b'{"resourceType": "Bundle", "entry": [{"resource": {"id": "a"}}]}'
