@@ -9,6 +9,8 @@ import pytest
 from service.fetch import PrefetchGatherer
 from tests.fetch.conftest import TEMPLATES, TYPE_OF_KEY, gather
 
+KEY_OF_TYPE = {resource_type: key for key, resource_type in TYPE_OF_KEY.items()}
+
 # Generous for a loaded 2-CPU CI box, and still far below what waiting for the server would take.
 MARGIN_SECONDS = 0.25
 
@@ -150,44 +152,32 @@ def test_the_byte_cap_counts_all_pages_of_a_query_together(fhir_server, limits):
 
 
 @pytest.mark.parametrize(
-    ("body", "reason"),
+    ("resource_type", "body", "reason"),
     [
-        (b"<html>Bad gateway</html>", "invalid-json"),
-        (b"\xff\xfe not utf-8", "invalid-json"),
-        (b"[1, 2, 3]", "invalid-json"),
-        (b'{"resourceType": "OperationOutcome", "issue": []}', "operation-outcome"),
-        (b'{"resourceType": "Condition", "id": "x"}', "unexpected-resource-type"),
-        (b'{"resourceType": "Bundle", "type": "history", "entry": []}', "unexpected-bundle-type"),
-        (b'{"resourceType": "Bundle", "type": "searchset", "entry": {"resource": {}}}', "invalid-bundle"),
-        (b"[" * 100_000, "invalid-json"),
+        ("Condition", b"<html>Bad gateway</html>", "invalid-json"),
+        ("Condition", b"\xff\xfe not utf-8", "invalid-json"),
+        ("Condition", b"[1, 2, 3]", "invalid-json"),
+        ("Condition", b"[" * 100_000, "invalid-json"),
+        ("Condition", b'{"resourceType": "OperationOutcome", "issue": []}', "operation-outcome"),
+        ("Condition", b'{"resourceType": "Condition", "id": "x"}', "unexpected-resource-type"),
+        (
+            "Condition",
+            b'{"resourceType": "Bundle", "type": "history", "entry": []}',
+            "unexpected-bundle-type",
+        ),
+        ("Condition", b'{"resourceType": "Bundle", "entry": {"resource": {}}}', "invalid-bundle"),
+        ("Patient", b'{"resourceType": "Bundle", "type": "searchset"}', "unexpected-resource-type"),
+        # A read of one patient answered with another record (or none): never used.
+        ("Patient", b'{"resourceType": "Patient", "id": "someone-else"}', "unexpected-resource-id"),
+        ("Patient", b'{"resourceType": "Patient"}', "unexpected-resource-id"),
     ],
 )
-def test_an_unusable_200_answer_is_missing_with_a_reason(gatherer, fhir_server, body, reason):
-    fhir_server.knobs.raw_body = {"Condition": body}
+def test_an_unusable_200_answer_is_missing_with_a_reason(gatherer, fhir_server, resource_type, body, reason):
+    fhir_server.knobs.raw_body = {resource_type: body}
 
     result = gather(gatherer, fhir_server)
 
-    assert result.missing == {"conditions": reason}
-
-
-def test_a_patient_read_answered_with_another_resource_type_is_refused(gatherer, fhir_server):
-    fhir_server.knobs.raw_body = {"Patient": b'{"resourceType": "Bundle", "type": "searchset"}'}
-
-    result = gather(gatherer, fhir_server)
-
-    assert result.missing == {"patient": "unexpected-resource-type"}
-
-
-@pytest.mark.parametrize(
-    "body",
-    [b'{"resourceType": "Patient", "id": "someone-else"}', b'{"resourceType": "Patient"}'],
-)
-def test_a_patient_read_answered_with_another_patient_is_refused(gatherer, fhir_server, body):
-    fhir_server.knobs.raw_body = {"Patient": body}
-
-    result = gather(gatherer, fhir_server)
-
-    assert result.missing == {"patient": "unexpected-resource-id"}
+    assert result.missing == {KEY_OF_TYPE[resource_type]: reason}
 
 
 def test_a_searchset_without_type_is_tolerated(gatherer, fhir_server):
