@@ -1,0 +1,112 @@
+"""Clinical scenarios as data, each run through the HTTP API: `POST /evaluate?asOf=...` with its Bundle.
+
+A file in `data/` is named by its expected outcome, `<modality>--<situation>--<appropriateness>.json`
+(`no-order--<situation>--<modality>-<appropriateness>.json` when the Bundle holds no order), and holds
+`description`, `asOf`, `bundle` (the request body), `boundaryPair` (the twin across a threshold, if any)
+and `expect`:
+- `variants` (ids, in order), `redFlags` (ids present, sorted), `urgent`;
+- `orders`: per order, the fields the answer must carry (an `alternative` is matched on the fields given);
+- optionally `weakFactors`, `uncheckedRedFlags` and `possibleVariants` (ids) and `modalities` (per
+  modality, the fields given).
+Boundary cases come in pairs (41/42 days, 37.9/38.0 °C, 50/51 and 70/71 years, 27/28 days, 89/91 days).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+from fhir_mappings.model import PROCEDURE_IDS, RED_FLAG_IDS
+
+DATA = Path(__file__).resolve().parent / "data"
+SCENARIOS = sorted(DATA.glob("*.json"))
+
+
+@cache
+def load(path: Path) -> dict[str, Any]:
+    scenario = json.loads(path.read_text(encoding="utf-8"))
+    assert isinstance(scenario, dict)
+    return scenario
+
+
+def subset(actual: Mapping[str, Any], expected: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of `actual` that `expected` speaks about, nested mappings included."""
+    picked: dict[str, Any] = {}
+    for key, value in expected.items():
+        if isinstance(value, Mapping) and isinstance(actual.get(key), Mapping):
+            picked[key] = subset(actual[key], value)
+        else:
+            picked[key] = actual.get(key, "<missing>")
+    return picked
+
+
+def outcome_from_name(path: Path) -> tuple[str, str]:
+    """(modality or "no-order", outcome) as the file name states them."""
+    first, *_, last = path.stem.split("--")
+    return first, last
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=[path.stem for path in SCENARIOS])
+def test_scenario(client: FlaskClient, path: Path) -> None:
+    scenario = load(path)
+    expect = scenario["expect"]
+    response = client.post(f"/evaluate?asOf={scenario['asOf']}", json=scenario["bundle"])
+    assert response.status_code == 200, response.get_json()
+    answer = response.get_json()
+
+    assert answer["asOf"] == scenario["asOf"]
+    assert [variant["id"] for variant in answer["variants"]] == expect["variants"]
+    assert sorted(flag["id"] for flag in answer["redFlags"]) == expect["redFlags"]
+    assert all(flag["evidence"] for flag in answer["redFlags"]), "every red flag names its evidence"
+    assert answer["urgent"] is expect["urgent"]
+    assert len(answer["orders"]) == len(expect["orders"])
+    for actual, expected in zip(answer["orders"], expect["orders"], strict=True):
+        assert subset(actual, expected) == expected
+    for key in ("weakFactors", "uncheckedRedFlags", "possibleVariants"):
+        if key in expect:
+            assert [item if isinstance(item, str) else item["id"] for item in answer[key]] == expect[key], key
+    if "modalities" in expect:
+        assert subset(answer["modalities"], expect["modalities"]) == expect["modalities"]
+
+    # The file name states the outcome: keep it honest.
+    modality, outcome = outcome_from_name(path)
+    if answer["orders"]:
+        assert modality == answer["orders"][0]["modality"].lower()
+        assert outcome == answer["orders"][0]["appropriateness"]
+    else:
+        assert modality == "no-order"
+        recommended = answer["modalities"][outcome.split("-", 1)[0].upper()]
+        assert outcome.split("-", 1)[1] == recommended["appropriateness"]
+
+
+def test_scenarios_cover_every_variant_red_flag_procedure_modality_and_no_criteria() -> None:
+    expectations = [load(path)["expect"] for path in SCENARIOS]
+    orders = [order for expect in expectations for order in expect["orders"]]
+    assert {variant for expect in expectations for variant in expect["variants"]} == {
+        "V1", "V2", "V3", "V4", "V5", "V6", "V7", "neuro",
+    }  # fmt: skip
+    assert {flag for expect in expectations for flag in expect["redFlags"]} == set(RED_FLAG_IDS)
+    assert {order["procedure"] for order in orders} == set(PROCEDURE_IDS)
+    assert {order["modality"] for order in orders} == {"XR", "MRI", "CT"}
+    assert "no-criteria-apply" in {order["appropriateness"] for order in orders}
+    assert any(not expect["orders"] for expect in expectations), "a Bundle without an order"
+    assert any(expect.get("uncheckedRedFlags") for expect in expectations), (
+        "a Bundle that leaves flags unchecked"
+    )
+
+
+def test_every_boundary_scenario_has_its_twin_with_the_other_outcome() -> None:
+    """A threshold is only tested by a pair: one case on each side, with different outcomes."""
+    by_name = {path.stem: path for path in SCENARIOS}
+    paired = [path for path in SCENARIOS if "boundaryPair" in load(path)]
+    assert len(paired) >= 10
+    for path in paired:
+        twin = by_name[load(path)["boundaryPair"]]
+        assert load(twin)["boundaryPair"] == path.stem
+        assert outcome_from_name(twin)[1] != outcome_from_name(path)[1]
