@@ -338,7 +338,7 @@ def _flag_lines(decision: Decision, flags: Iterable[RedFlag]) -> list[str]:
 
 
 def _cite(citation: Citation) -> str:
-    return f"[{citation.id}]({citation.link})"
+    return f"[{_md(citation.label)}]({citation.link})"
 
 
 _INPUT_WORDS = {
@@ -354,7 +354,10 @@ _INPUT_WORDS = {
 def _unchecked_lines(decision: Decision, judgement: OrderJudgement) -> list[str]:
     rules = decision.rules
     lines = []
+    explained = {affected for gap in decision.data_gaps for affected in gap.affects}
     for flag in decision.unchecked_flags:
+        if flag.id in explained:
+            continue  # the data gap below says it in the mappings' words
         inputs = ", ".join(_INPUT_WORDS.get(kind.value, kind.value) for kind in flag.unchecked)
         why = f": {inputs} not supplied" if inputs else ""
         lines.append(f"- {rules.flag_title(flag.id).capitalize()} could not be checked{why}.")
@@ -373,6 +376,8 @@ def _variant_lines(decision: Decision, cite: Callable[[str], str]) -> list[str]:
     lines = []
     for match in decision.variants:
         line = f"- {match.id}: {match.variant.title}"
+        if match.variant.conservative_care_first and decision.unchecked_flags:
+            line += " (among the red flags that could be checked)"
         if match.triggered_by:
             line += (
                 f"; triggered by {', '.join(decision.rules.term_title(term) for term in match.triggered_by)}"
@@ -410,7 +415,8 @@ def card_detail(decision: Decision, judgement: OrderJudgement) -> str:
         procedure = judgement.procedure
         assert procedure is not None  # applicable orders have a known procedure
         decided_by = "; ".join(
-            f"{cell.variant}, {cell.provenance.value} ({cite(cell.citation)})" for cell in judgement.cells
+            f"{cell.variant} × this procedure, {cell.provenance.value} ({cite(cell.citation)})"
+            for cell in judgement.cells
         )
         blocks.append(
             f"**{title}** is rated **{_phrase(judgement.appropriateness)}** "
@@ -420,7 +426,7 @@ def card_detail(decision: Decision, judgement: OrderJudgement) -> str:
         )
         if judgement.alternative is not None:
             better = judgement.alternative.rating
-            cells = "; ".join(f"{cell.variant} ({cite(cell.citation)})" for cell in better.cells)
+            cells = ", ".join(f"{cell.variant} {cite(cell.citation)}" for cell in better.cells)
             blocks.append(f"**Better choice:** {judgement.alternative.reason} ({cells})")
         blocks.append("**Variants applied**\n" + "\n".join(_variant_lines(decision, cite)))
     if decision.red_flags:

@@ -210,7 +210,9 @@ class _Loader:
     def _citations(self, node: _Node) -> dict[str, Citation]:
         citations = {}
         for citation_id, entry in node.entries().items():
-            fields = entry.fields(required=("title",), optional=("authors", "journal", "year", "doi", "url"))
+            fields = entry.fields(
+                required=("label", "title"), optional=("authors", "journal", "year", "doi", "url")
+            )
             if "doi" not in fields and "url" not in fields:
                 entry.fail("needs a doi or a url")
             url = _optional(fields, "url", _Node.text)
@@ -218,6 +220,7 @@ class _Loader:
                 fields["url"].fail(f"must be an absolute http(s) URL, got {url!r}")
             citations[citation_id] = Citation(
                 id=citation_id,
+                label=fields["label"].text(),
                 title=fields["title"].text(),
                 authors=_optional(fields, "authors", _Node.text),
                 journal=_optional(fields, "journal", _Node.text),

@@ -53,6 +53,7 @@ Operator = Literal[">=", ">", "<=", "<", "=="]
 @dataclass(frozen=True, slots=True)
 class Citation:
     id: str
+    label: str  # short, for inline references, e.g. "ACR 2021"
     title: str
     authors: str | None = None
     journal: str | None = None

@@ -404,8 +404,8 @@ def test_detail_says_what_could_not_be_checked_and_what_it_would_change(rules: R
     assert "some red flags not checked" in card["summary"]
     detail = card["detail"]
     assert "**Could not be checked**" in detail
-    assert "- Fever could not be checked: observations (temperature, weight) not supplied." in detail
-    assert OBSERVATIONS_GAP.description in detail
+    assert f"- {OBSERVATIONS_GAP.description}" in detail
+    assert "- Fever could not be checked" not in detail  # the data gap already says so
     assert "V7 (suspected cancer or infection, or immunosuppression) could apply" in detail
     assert "If these were present, this order would be rated **usually appropriate**." in detail
     assert "**Red flags found:** none in the data supplied." in detail
@@ -430,3 +430,10 @@ def test_record_text_cannot_inject_markdown_into_the_detail(rules: Rules) -> Non
 
 def _fields(value: Findings) -> dict[str, Any]:
     return {name: getattr(value, name) for name in value.__dataclass_fields__}
+
+
+def test_an_unchecked_flag_no_data_gap_explains_gets_its_own_line(rules: Rules) -> None:
+    decision = assess(findings(unknown=["fever"], orders=[imaging_order("xr-lumbar")]), rules)
+    (card,) = respond(decision).body["cards"]
+    assert "- Fever could not be checked: observations (temperature, weight) not supplied." in card["detail"]
+    assert "- V1: acute low back pain, no red flags (among the red flags that could be checked)" in card["detail"]
