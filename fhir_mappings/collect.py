@@ -7,7 +7,7 @@ from datetime import date
 from enum import StrEnum
 
 from fhir_mappings.fhirdates import DateSpan
-from fhir_mappings.fhirjson import Coding, Resource, local_reference
+from fhir_mappings.fhirjson import Coding, Resource, codings, is_object, local_reference
 from fhir_mappings.model import Evidence, InputKind
 from fhir_mappings.validation import Validator
 
@@ -50,6 +50,16 @@ class Collector:
         for flag in flags:
             self.unresolved_kinds.setdefault(flag, set()).add(kind)
 
+    def codings_of(self, resource: Resource, field_name: str = "code") -> list[Coding]:
+        """A resource's codings; a `code` that is not a CodeableConcept is noted and reads as none."""
+        concept = resource.get(field_name)
+        if concept is not None and (
+            not is_object(concept) or not isinstance(concept.get("coding", []), list)
+        ):
+            self.validator.note(resource, f"{field_name} is not a CodeableConcept; skipped")
+            return []
+        return list(codings(concept))
+
     def usable(self, resource: Resource, kind: InputKind, flags: tuple[str, ...] | set[str]) -> bool:
         """Validates a candidate; one that fails leaves its flags unknown (and a data-quality note)."""
         if self.validator.is_valid(resource):
@@ -65,14 +75,15 @@ class Collector:
         kind: InputKind,
         flags: tuple[str, ...],
     ) -> DateSpan | None:
-        """The date of a valid record dated within the window, else None (out of window: not validated)."""
-        if span is not None and not span.within_last(window_days, self.as_of):
-            return None
-        if not self.usable(resource, kind, flags):
-            return None
-        if span is None:
+        """The record's date when it falls in the window, else None; an undated record is reported.
+
+        Records in the window are not validated here: the caller validates the ones that become evidence.
+        """
+        if span is not None:
+            return span if span.within_last(window_days, self.as_of) else None
+        if self.usable(resource, kind, flags):
             self.cannot_use(resource, Problem.UNDATED, kind, flags)
-        return span
+        return None
 
 
 def evidence_for(

@@ -17,7 +17,7 @@ from datetime import date
 from fhir_mappings.collect import Collector, Problem, evidence_for
 from fhir_mappings.criteria import LOW_BACK_PAIN, RED_FLAGS, ConditionCriterion, Timing, condition_value_sets
 from fhir_mappings.fhirdates import DateSpan, parse_fhir_date
-from fhir_mappings.fhirjson import Coding, Resource, child, codings, concept_codes, resource_type
+from fhir_mappings.fhirjson import Coding, Resource, child, concept_codes, resource_type
 from fhir_mappings.model import Episode, Evidence, InputKind
 from fhir_mappings.terminology import code_index
 
@@ -57,13 +57,13 @@ def is_clinically_active(condition: Resource) -> bool:
     return not any(condition.get(key) for key in _ABATEMENT) and condition.get("abatementBoolean") is not True
 
 
-def read_condition(condition: Resource) -> ConditionFacts | None:
+def read_condition(condition: Resource, collector: Collector) -> ConditionFacts | None:
     """The facts of a Condition coded in a value set the mappings read; None for anything else."""
     if resource_type(condition) != "Condition":
         return None
     index = code_index(*condition_value_sets())
     matched: dict[str, Coding] = {}
-    for coding in codings(child(condition, "code")):
+    for coding in collector.codings_of(condition):
         for vs_id in index.matching(coding[0], coding[1]):
             matched.setdefault(vs_id, coding)
     if not matched or concept_codes(child(condition, "verificationStatus")) & IGNORED_VERIFICATION:
@@ -103,7 +103,7 @@ def condition_findings(conditions: Sequence[Resource], collector: Collector) -> 
     """Adds red-flag evidence from Conditions; returns the active low back pain Conditions (valid ones)."""
     low_back_pain: list[ConditionFacts] = []
     for condition in conditions:
-        facts = read_condition(condition)
+        facts = read_condition(condition, collector)
         if facts is None:
             continue
         met: list[tuple[str, str]] = []  # (flag, value set)

@@ -9,8 +9,13 @@ Resource = Mapping[str, Any]
 Coding = tuple[str | None, str | None, str | None]  # system, code, display
 
 
+def is_object(value: Any) -> bool:
+    """A JSON object. Parsed JSON gives plain dicts: test for those first, the ABC check is slow."""
+    return type(value) is dict or isinstance(value, Mapping)
+
+
 def as_dict(value: Any) -> Mapping[str, Any] | None:
-    return value if isinstance(value, Mapping) else None
+    return value if is_object(value) else None
 
 
 def as_list(value: Any) -> list[Any]:
@@ -25,7 +30,7 @@ def child(resource: Any, *path: str) -> Any:
     """`child(r, "code", "text")` -> r["code"]["text"], or None when any step is missing or not an object."""
     current = resource
     for key in path:
-        if not isinstance(current, Mapping):
+        if not is_object(current):
             return None
         current = current.get(key)
     return current
@@ -42,7 +47,7 @@ def resource_id(resource: Any) -> str | None:
 def codings(concept: Any) -> Iterator[Coding]:
     """The codings of a CodeableConcept (entries that are not objects are skipped)."""
     for coding in as_list(child(concept, "coding")):
-        if isinstance(coding, Mapping):
+        if is_object(coding):
             yield as_text(coding.get("system")), as_text(coding.get("code")), as_text(coding.get("display"))
 
 
@@ -78,3 +83,8 @@ def local_reference(resource: Resource) -> str:
     kind = resource_type(resource) or "Resource"
     identifier = resource_id(resource)
     return f"{kind}/{identifier}" if identifier else kind
+
+
+def status_of(resource: Any) -> str | None:
+    """The resource's `status` code, or None when missing or not a string."""
+    return as_text(child(resource, "status"))

@@ -11,7 +11,16 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from fhir_mappings.fhirjson import Resource, as_dict, as_list, as_text, child, resource_id, resource_type
+from fhir_mappings.fhirjson import (
+    Resource,
+    as_dict,
+    as_list,
+    as_text,
+    child,
+    is_object,
+    resource_id,
+    resource_type,
+)
 from fhir_mappings.model import DataQualityNote, InputKind, PatientRecord
 from fhir_mappings.orders import is_lumbar_imaging
 from fhir_mappings.validation import is_known_resource_type
@@ -43,7 +52,7 @@ class _Sorter:
     notes: list[DataQualityNote] = field(default_factory=list)
 
     def add(self, resource: Any) -> None:
-        if not isinstance(resource, Mapping):
+        if not is_object(resource):
             self.notes.append(
                 DataQualityNote("unknown", None, "entry resource is not a JSON object; skipped")
             )
@@ -83,7 +92,7 @@ class _Sorter:
 
 def _bundle_resources(bundle: Mapping[str, Any]) -> Iterator[Any]:
     for entry in as_list(bundle.get("entry")):
-        if isinstance(entry, Mapping) and "resource" in entry:
+        if is_object(entry) and "resource" in entry:
             yield entry["resource"]
 
 

@@ -41,6 +41,7 @@ from fhir_mappings.fhirjson import (
     reference_key,
     resource_id,
     resource_type,
+    status_of,
 )
 from fhir_mappings.model import InputKind
 from fhir_mappings.terminology import RXNORM, value_set
@@ -150,7 +151,7 @@ def _statement_interval(statement: Resource, as_of: date) -> tuple[Interval, Dat
     when = parse_fhir_date(statement.get("effectiveDateTime"))
     if when is None:
         return None
-    return (when.earliest, as_of if statement.get("status") == "active" else when.latest), when
+    return (when.earliest, as_of if status_of(statement) == "active" else when.latest), when
 
 
 def _coverage(record: Resource, as_of: date) -> tuple[Interval, DateSpan] | None:
@@ -172,48 +173,62 @@ def _covered_days(intervals: Sequence[Interval]) -> int:
     return total
 
 
-def medication_findings(medications: Sequence[Resource], collector: Collector) -> None:
+def _is_taken(record: Resource) -> bool:
+    return (
+        resource_type(record) in ORDER_TYPES
+        and status_of(record) not in IGNORED_STATUS
+        and record.get("doNotPerform") is not True
+    )
+
+
+_Course = tuple[Resource, Coding | None, DateSpan, Interval]  # record, drug coding, its date, days counted
+
+
+def _steroid_course(record: Resource, concept: Any, drug_text: str, collector: Collector) -> _Course | None:
+    """A systemic corticosteroid record's days in the look-back window (validated), else None."""
+    steroids = value_set(SYSTEMIC_CORTICOSTEROIDS)
+    coded = _matching_coding(concept, steroids.codes.get(RXNORM, frozenset()))
+    if coded is None and not steroids.names_in_text(f"{drug_text} {_dosage_text(record)}"):
+        return None
     as_of = collector.as_of
     lookback_start = as_of - timedelta(days=STEROID_LOOKBACK_DAYS - 1)
-    steroid_set, osteoporosis_set = value_set(SYSTEMIC_CORTICOSTEROIDS), value_set(OSTEOPOROSIS_DRUGS)
-    steroid_codes = steroid_set.codes.get(RXNORM, frozenset())
+    interval = _coverage(record, as_of)
+    if interval is not None and interval[0][1] < lookback_start:
+        return None  # ended before the look-back window: not validated
+    if not collector.usable(record, InputKind.MEDICATIONS, STEROIDS):
+        return None
+    if interval is None:
+        collector.cannot_use(record, Problem.UNDATED, InputKind.MEDICATIONS, STEROIDS)
+        return None
+    (start, end), when = interval
+    clipped = (max(start, lookback_start), min(end, as_of))
+    return (record, coded or _first_coding(concept), when, clipped) if clipped[0] <= clipped[1] else None
+
+
+def medication_findings(medications: Sequence[Resource], collector: Collector) -> None:
+    osteoporosis_drugs = value_set(OSTEOPOROSIS_DRUGS)
     drugs = {f"Medication/{resource_id(m)}": m for m in medications if resource_type(m) == "Medication"}
-    steroid_records: list[tuple[Resource, Coding | None, DateSpan, Interval]] = []
+    courses: list[_Course] = []
     for record in medications:
-        kind = resource_type(record)
-        if (
-            kind not in ORDER_TYPES
-            or record.get("status") in IGNORED_STATUS
-            or record.get("doNotPerform") is True
-        ):
+        if not _is_taken(record):
             continue
         concept = _drug_concept(record, drugs)
         drug_text = concept_text(concept)
-        interval = _coverage(record, as_of)
-        if osteoporosis_set.names_in_text(drug_text) and collector.usable(
+        if osteoporosis_drugs.names_in_text(drug_text) and collector.usable(
             record, InputKind.MEDICATIONS, OSTEOPOROSIS
         ):
+            interval = _coverage(record, collector.as_of)
             when = interval[1] if interval else None
             collector.add(OSTEOPOROSIS[0], evidence_for(record, _first_coding(concept), when))
-        coded = _matching_coding(concept, steroid_codes)
-        if coded is None and not steroid_set.names_in_text(f"{drug_text} {_dosage_text(record)}"):
-            continue
-        if interval is not None and interval[0][1] < lookback_start:
-            continue  # ended before the look-back window: not validated
-        if not collector.usable(record, InputKind.MEDICATIONS, STEROIDS):
-            continue
-        if interval is None:
-            collector.cannot_use(record, Problem.UNDATED, InputKind.MEDICATIONS, STEROIDS)
-            continue
-        (start, end), when = interval
-        clipped = (max(start, lookback_start), min(end, as_of))
-        if clipped[0] <= clipped[1]:
-            steroid_records.append((record, coded or _first_coding(concept), when, clipped))
-    total = _covered_days([interval for *_, interval in steroid_records])
-    if total >= STEROID_MIN_DAYS:
-        for record, coding, when, (start, end) in steroid_records:
-            detail = (
-                f"{start.isoformat()} to {end.isoformat()} ({(end - start).days + 1} days); "
-                f"{total} of the last {STEROID_LOOKBACK_DAYS} days with the other corticosteroid records"
-            )
-            collector.add(STEROIDS[0], evidence_for(record, coding, when, detail))
+        course = _steroid_course(record, concept, drug_text, collector)
+        if course is not None:
+            courses.append(course)
+    total = _covered_days([interval for *_, interval in courses])
+    if total < STEROID_MIN_DAYS:
+        return
+    for record, coding, when, (start, end) in courses:
+        detail = (
+            f"{start.isoformat()} to {end.isoformat()} ({(end - start).days + 1} days); "
+            f"{total} of the last {STEROID_LOOKBACK_DAYS} days with the other corticosteroid records"
+        )
+        collector.add(STEROIDS[0], evidence_for(record, coding, when, detail))

@@ -16,7 +16,7 @@ from datetime import date
 from fhir_mappings.collect import Collector, evidence_for
 from fhir_mappings.criteria import LUMBAR_SURGERY, PHYSICAL_THERAPY
 from fhir_mappings.fhirdates import DateSpan, parse_fhir_date
-from fhir_mappings.fhirjson import Coding, Resource, child, codings, resource_type
+from fhir_mappings.fhirjson import Coding, Resource, child, resource_type, status_of
 from fhir_mappings.model import ConservativeTherapy, Episode, InputKind
 from fhir_mappings.terminology import code_index
 
@@ -31,9 +31,9 @@ _DATE_FIELDS = {
 }
 
 
-def _coding_in(resource: Resource, value_set_id: str) -> Coding | None:
+def _coding_in(resource: Resource, value_set_id: str, collector: Collector) -> Coding | None:
     index = code_index(value_set_id)
-    return next((c for c in codings(child(resource, "code")) if index.matching(c[0], c[1])), None)
+    return next((c for c in collector.codings_of(resource) if index.matching(c[0], c[1])), None)
 
 
 def _when(resource: Resource) -> DateSpan | None:
@@ -46,9 +46,9 @@ def _when(resource: Resource) -> DateSpan | None:
 
 def surgery_findings(procedures: Sequence[Resource], collector: Collector) -> None:
     for procedure in procedures:
-        if resource_type(procedure) != "Procedure" or procedure.get("status") != "completed":
+        if resource_type(procedure) != "Procedure" or status_of(procedure) != "completed":
             continue
-        coding = _coding_in(procedure, LUMBAR_SURGERY)
+        coding = _coding_in(procedure, LUMBAR_SURGERY, collector)
         if coding is not None and collector.usable(procedure, InputKind.PROCEDURES, SURGERY):
             collector.add(SURGERY[0], evidence_for(procedure, coding, _when(procedure)))
 
@@ -61,9 +61,9 @@ def therapy_findings(
     onset: date | None = episode.onset
     evidence = []
     for kind, record in records:
-        if record.get("status") not in THERAPY_STATUS.get(resource_type(record) or "", ()):
+        if status_of(record) not in THERAPY_STATUS.get(resource_type(record) or "", ()):
             continue
-        coding = _coding_in(record, PHYSICAL_THERAPY)
+        coding = _coding_in(record, PHYSICAL_THERAPY, collector)
         when = _when(record) if coding is not None else None
         if when is None or (onset is not None and when.latest < onset):
             continue

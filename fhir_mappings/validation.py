@@ -74,6 +74,7 @@ class Validator:
         self._verdicts: dict[int, bool] = {}
         self._keep_alive: list[Resource] = []  # ids of live objects only stay unique while they live
         self.notes: list[DataQualityNote] = []
+        self._noted: set[tuple[int, str]] = set()
 
     def is_valid(self, resource: Resource) -> bool:
         key = id(resource)
@@ -85,6 +86,12 @@ class Validator:
         return verdict
 
     def note(self, resource: Resource, problem: str) -> None:
+        """Notes a problem once per resource, however many findings it was read for."""
+        key = (id(resource), problem)
+        if key in self._noted:
+            return
+        self._noted.add(key)
+        self._keep_alive.append(resource)
         self.notes.append(
             DataQualityNote(resource_type(resource) or "unknown", resource_id(resource), problem)
         )

@@ -24,7 +24,7 @@ from fhir_mappings.criteria import (
     WEIGHT_LOSS_WINDOW_DAYS,
 )
 from fhir_mappings.fhirdates import DateSpan, parse_fhir_date
-from fhir_mappings.fhirjson import Coding, Resource, as_text, child, codings, resource_type
+from fhir_mappings.fhirjson import Coding, Resource, as_text, child, resource_type, status_of
 from fhir_mappings.model import InputKind
 from fhir_mappings.terminology import code_index
 
@@ -124,12 +124,13 @@ def _effective(observation: Resource) -> DateSpan | None:
 
 
 def observation_findings(observations: Sequence[Resource], collector: Collector) -> None:
+    """Readings in their window are read raw; only the ones that become evidence are validated."""
     index = code_index(BODY_TEMPERATURE, BODY_WEIGHT)
     weights: list[Reading] = []
     for observation in observations:
-        if resource_type(observation) != "Observation" or observation.get("status") in IGNORED_STATUS:
+        if resource_type(observation) != "Observation" or status_of(observation) in IGNORED_STATUS:
             continue
-        for coding in codings(child(observation, "code")):
+        for coding in collector.codings_of(observation):
             matched = index.matching(coding[0], coding[1])
             if not matched:
                 continue
@@ -139,19 +140,21 @@ def observation_findings(observations: Sequence[Resource], collector: Collector)
             when = collector.in_window(
                 observation, _effective(observation), window, InputKind.OBSERVATIONS, flags
             )
-            if when is not None:
-                reading = _reading(observation, coding, when, collector, temperature)
-                if reading is not None and temperature and reading.normalized >= FEVER_MIN_CELSIUS:
-                    collector.add("fever", evidence_for(observation, coding, when, reading.shown))
-                elif reading is not None and not temperature:
-                    weights.append(reading)
+            reading = None if when is None else _reading(observation, coding, when, collector, temperature)
+            if reading is None:
+                pass
+            elif not temperature:
+                weights.append(reading)
+            elif reading.normalized >= FEVER_MIN_CELSIUS and collector.usable(
+                observation, InputKind.OBSERVATIONS, FEVER
+            ):
+                collector.add(FEVER[0], evidence_for(observation, coding, when, reading.shown))
             break  # one coding decides what an Observation is
     _weight_loss(weights, collector)
 
 
-def _weight_loss(weights: list[Reading], collector: Collector) -> None:
-    """A weight 5% or more below the heaviest certainly earlier weight in the window is weight loss."""
-    weights.sort(key=lambda reading: (reading.when.earliest, reading.when.latest, reading.when.text))
+def _loss_pair(weights: list[Reading]) -> tuple[Reading, Reading, Decimal] | None:
+    """The first weight 5% or more below the heaviest certainly earlier weight, with the drop."""
     for position, later in enumerate(weights):
         earlier = [reading for reading in weights[:position] if reading.when.latest < later.when.earliest]
         if not earlier:
@@ -159,10 +162,25 @@ def _weight_loss(weights: list[Reading], collector: Collector) -> None:
         heaviest = max(earlier, key=lambda reading: reading.normalized)
         drop = (heaviest.normalized - later.normalized) / heaviest.normalized
         if drop >= WEIGHT_LOSS_MIN_FRACTION:
-            detail = f"{heaviest.shown} -> {later.shown} (-{drop * 100:.1f}%)"
-            flag = WEIGHT_LOSS[0]
-            collector.add(
-                flag, evidence_for(heaviest.resource, heaviest.coding, heaviest.when, heaviest.shown)
-            )
-            collector.add(flag, evidence_for(later.resource, later.coding, later.when, detail))
-            return
+            return heaviest, later, drop
+    return None
+
+
+def _weight_loss(weights: list[Reading], collector: Collector) -> None:
+    """Finds a losing pair on the raw readings, then validates just that pair (dropping any that fail)."""
+    weights.sort(key=lambda reading: (reading.when.earliest, reading.when.latest, reading.when.text))
+    while (pair := _loss_pair(weights)) is not None:
+        heaviest, later, drop = pair
+        invalid = [
+            r
+            for r in (heaviest, later)
+            if not collector.usable(r.resource, InputKind.OBSERVATIONS, WEIGHT_LOSS)
+        ]
+        if invalid:
+            weights = [reading for reading in weights if all(reading is not bad for bad in invalid)]
+            continue
+        detail = f"{heaviest.shown} -> {later.shown} (-{drop * 100:.1f}%)"
+        flag = WEIGHT_LOSS[0]
+        collector.add(flag, evidence_for(heaviest.resource, heaviest.coding, heaviest.when, heaviest.shown))
+        collector.add(flag, evidence_for(later.resource, later.coding, later.when, detail))
+        return
