@@ -415,7 +415,7 @@ def card_detail(decision: Decision, judgement: OrderJudgement) -> str:
         procedure = judgement.procedure
         assert procedure is not None  # applicable orders have a known procedure
         decided_by = "; ".join(
-            f"{cell.variant} × this procedure, {cell.provenance.value} ({cite(cell.citation)})"
+            f"variant {cell.variant}, {cell.provenance.value} ({cite(cell.citation)})"
             for cell in judgement.cells
         )
         blocks.append(
