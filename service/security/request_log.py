@@ -37,8 +37,9 @@ _FIELDS_KEY = "_lbp_log_fields"
 _STARTED_KEY = "_lbp_request_started"
 _LOGGED_KEY = "_lbp_request_logged"
 _MAX_FRAMES = 12
-# Loggers of libraries that write request lines with query strings; our own request line replaces them.
-_CHATTY_LOGGERS = ("werkzeug", "flask_cors")
+# Library loggers that write URLs with query strings (werkzeug's access lines, urllib3's FHIR fetches:
+# `?patient=<id>`) or SQL with its parameters (SQLAlchemy): kept at WARNING whatever LOG_LEVEL says.
+_CHATTY_LOGGERS = ("werkzeug", "flask_cors", "urllib3", "requests", "sqlalchemy")
 
 
 def _mask(value: str) -> str:

@@ -19,8 +19,9 @@ from service.security.request_log import annotate, init_request_logging
 
 logger = logging.getLogger("lbp.security")
 
-# Everything under /cds-services and /evaluate: discovery, the services, feedback, the REST twin.
-# Unknown ids under the prefix get 401 before 404, so an anonymous caller learns nothing.
+# Every route under /cds-services and /evaluate: discovery, the services, feedback, the REST twin.
+# A routed path with an unknown service id gets 401 before 404, so an anonymous caller cannot probe
+# which services exist; a path no route matches is a plain 404 either way.
 GUARDED_PATHS = re.compile(r"^/(?:cds-services|evaluate)(?:/.*)?$")
 CORS_ALLOWED_HEADERS = ("Authorization", "Content-Type")
 CORS_METHODS = ("GET", "POST", "OPTIONS")
@@ -54,7 +55,7 @@ def init_security(app: Flask, *, settings: Settings, verifier: JwtVerifier | Non
     def authenticate() -> Response | None:
         g.cds_client = None
         # Preflights carry no credentials by the CORS spec; flask-cors answers them.
-        if request.method == "OPTIONS" or not GUARDED_PATHS.match(request.path):
+        if request.method == "OPTIONS" or request.url_rule is None or not GUARDED_PATHS.match(request.path):
             return None
         if active_verifier is None:
             return None

@@ -22,6 +22,7 @@ from service.security import (
 )
 from tests.security.harness import SERVICE_PATH, security_test_app, settings_for_tests
 
+QUIETED = ("werkzeug", "flask_cors", "urllib3", "requests", "sqlalchemy")
 ReadLines = Callable[[], list[dict[str, Any]]]
 PATIENT_NAME = "Zebulon Quixotic"
 JWT_LIKE = "eyJhbGciOiJFUzM4NCJ9.eyJpc3MiOiJ4In0.c2lnbmF0dXJl"
@@ -191,7 +192,7 @@ def test_annotate_outside_a_request_does_nothing_and_reserved_names_are_kept_apa
 def restore_logging() -> Iterator[None]:
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
-    quiet = {name: logging.getLogger(name).level for name in ("werkzeug", "flask_cors")}
+    quiet = {name: logging.getLogger(name).level for name in QUIETED}
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
@@ -204,14 +205,16 @@ def test_configure_logging_writes_json_lines_to_stderr_and_can_be_called_again(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     configure_logging("warning")
-    configure_logging("info")
+    configure_logging("debug")
 
     logging.getLogger("lbp.test").info("hello", extra={"token": "t"})
     logging.getLogger("werkzeug").info("127.0.0.1 - GET /cds-services?patient=x")
+    logging.getLogger("urllib3.connectionpool").debug('"GET /fhir/Condition?patient=p-1 HTTP/1.1" 200')
+    logging.getLogger("sqlalchemy.engine.Engine").info("INSERT ... ('p-1',)")
 
     lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
     assert [(line["message"], line["token"]) for line in lines] == [("hello", "[redacted]")]
-    assert logging.getLogger().level == logging.INFO
+    assert logging.getLogger().level == logging.DEBUG
 
 
 @pytest.mark.usefixtures("restore_logging")

@@ -10,8 +10,10 @@ import hashlib
 import hmac
 import logging
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -52,6 +54,7 @@ LEEWAY = 60
 
 @dataclass
 class World:
+    kind: str
     http: FlaskClient
     clock: MovableClock
     jwks: JwksServer
@@ -74,16 +77,21 @@ class World:
         return {name: value for name, value in claims.items() if value is not None}
 
 
-@pytest.fixture
-def world(
-    tmp_path: Any,
+HARNESS, SERVICE = "harness", "service"
+
+
+@contextmanager
+def build_world(
+    kind: str,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
     clock: MovableClock,
-    replay_guard: MemoryReplayGuard,
-    es_key: SigningKey,
-    rs_key: SigningKey,
-    stranger_key: SigningKey,
+    keys: tuple[SigningKey, SigningKey, SigningKey],
 ) -> Iterator[World]:
+    """The same clients and tokens against the test harness app or the real app from create_app."""
+    es_key, rs_key, stranger_key = keys
     remote_key = new_es384_key("remote-1")
+    replay_guard = MemoryReplayGuard()
     with JwksServer(keys=[remote_key]) as jwks:
         clients_file = write_clients_file(
             tmp_path / "clients.yaml",
@@ -94,22 +102,31 @@ def world(
                 client_entry(TENANT_ISS, keys=[es_key], tenants=[TENANT, "hospital-branch"]),
             ],
         )
-        settings = settings_for_tests(jwt_leeway_seconds=LEEWAY)
-        verifier = JwtVerifier(
-            ClientRegistry.load(clients_file),
-            replay_guard,
-            audiences=settings.public_base_urls,
-            leeway_seconds=settings.jwt_leeway_seconds,
-            jwks_timeout_seconds=2,
-            clock=clock,
-            jwks_refresh_cooldown_seconds=0,
-        )
-        http = security_test_app(settings, verifier).test_client()
+        settings = settings_for_tests(jwt_leeway_seconds=LEEWAY, clients_file=str(clients_file))
+        if kind == SERVICE:
+            # The real app: its own verifier and the database replay guard (tests/conftest.py make_client).
+            changes = {field: getattr(settings, field) for field in SERVICE_SETTINGS}
+            service_app = request.getfixturevalue("make_client")(**changes).application
+            # A plain client: these tests are about who gets in; the contract tests judge the bodies.
+            service_app.test_client_class = None
+            http = service_app.test_client()
+        else:
+            verifier = JwtVerifier(
+                ClientRegistry.load(clients_file),
+                replay_guard,
+                audiences=settings.public_base_urls,
+                leeway_seconds=settings.jwt_leeway_seconds,
+                jwks_timeout_seconds=2,
+                clock=clock,
+                jwks_refresh_cooldown_seconds=0,
+            )
+            http = security_test_app(settings, verifier).test_client()
 
         def minter(key: SigningKey, iss: str, jku: str | None = None) -> TokenMinter:
             return TokenMinter(key, iss=iss, base_url=BASE_URL, clock=clock, jku=jku)
 
         yield World(
+            kind=kind,
             http=http,
             clock=clock,
             jwks=jwks,
@@ -124,6 +141,43 @@ def world(
         )
 
 
+SERVICE_SETTINGS = (
+    "auth",
+    "clients_file",
+    "public_base_urls",
+    "cors_origins",
+    "admin_token",
+    "jwt_leeway_seconds",
+)
+
+
+@pytest.fixture(params=[HARNESS, SERVICE])
+def world(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    clock: MovableClock,
+    es_key: SigningKey,
+    rs_key: SigningKey,
+    stranger_key: SigningKey,
+) -> Iterator[World]:
+    """Parametrized: the harness app (init_security alone) and the service from create_app."""
+    with build_world(request.param, request, tmp_path, clock, (es_key, rs_key, stranger_key)) as built:
+        yield built
+
+
+@pytest.fixture
+def harness_world(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    clock: MovableClock,
+    es_key: SigningKey,
+    rs_key: SigningKey,
+    stranger_key: SigningKey,
+) -> Iterator[World]:
+    with build_world(HARNESS, request, tmp_path, clock, (es_key, rs_key, stranger_key)) as built:
+        yield built
+
+
 def call(world: World, headers: dict[str, str], path: str = SERVICE_PATH) -> Any:
     return world.http.post(
         path, json={"hookInstance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea"}, headers=headers
@@ -132,6 +186,12 @@ def call(world: World, headers: dict[str, str], path: str = SERVICE_PATH) -> Any
 
 def request_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
     return [record for record in caplog.records if record.name == REQUEST_LOGGER]
+
+
+def passed_as(caplog: pytest.LogCaptureFixture) -> str | None:
+    """The verified `iss` on the last request line: who the guard let in."""
+    issuer: str | None = vars(request_lines(caplog)[-1]).get("iss")
+    return issuer
 
 
 # --- good tokens --------------------------------------------------------------------------------------
@@ -208,12 +268,22 @@ GOOD: list[tuple[str, HeaderMaker, str, str | None]] = [
     ("make_headers", "iss", "tenant"), [case[1:] for case in GOOD], ids=[case[0] for case in GOOD]
 )
 def test_good_tokens_pass_with_the_verified_client(
-    world: World, make_headers: HeaderMaker, iss: str, tenant: str | None
+    world: World,
+    caplog: pytest.LogCaptureFixture,
+    make_headers: HeaderMaker,
+    iss: str,
+    tenant: str | None,
 ) -> None:
-    response = call(world, make_headers(world))
+    headers = make_headers(world)
+    caplog.set_level(logging.INFO)
 
-    assert response.status_code == 200, response.get_json()
-    assert response.get_json() == {"iss": iss, "tenant": tenant}
+    response = call(world, headers)
+
+    assert response.status_code != 401, vars(request_lines(caplog)[-1]).get("auth_failure")
+    assert passed_as(caplog) == iss
+    if world.kind == HARNESS:  # the harness view echoes g.cds_client; the service has no such view
+        assert response.status_code == 200
+        assert response.get_json() == {"iss": iss, "tenant": tenant}
 
 
 # --- bad tokens ---------------------------------------------------------------------------------------
@@ -250,7 +320,7 @@ def _rs384_signature_labelled_es384(world: World) -> dict[str, str]:
 
 def _replayed(world: World) -> dict[str, str]:
     headers = world.es.headers(SERVICE_PATH)
-    assert call(world, headers).status_code == 200  # the first use is fine
+    assert call(world, headers).status_code != 401  # the first use is fine
     return headers
 
 
@@ -418,29 +488,46 @@ def test_the_same_token_is_refused_on_another_endpoint(world: World) -> None:
         ("POST", "/evaluate"),
     ],
 )
-def test_every_cds_endpoint_requires_a_token_for_its_own_url(world: World, method: str, path: str) -> None:
+def test_every_cds_endpoint_requires_a_token_for_its_own_url(
+    world: World, caplog: pytest.LogCaptureFixture, method: str, path: str
+) -> None:
+    caplog.set_level(logging.INFO)
     body: dict[str, Any] | None = None if method == "GET" else {}
+
     without = world.http.open(path, method=method, json=body)
     with_token = world.http.open(path, method=method, json=body, headers=world.es.headers(path))
 
     assert without.status_code == 401
-    assert with_token.status_code == 200
-    assert with_token.get_json()["iss"] == ES_ISS
+    assert with_token.status_code != 401  # the service then answers 400 to an empty body
+    assert passed_as(caplog) == ES_ISS
 
 
 def test_unknown_service_ids_get_401_before_404_so_nothing_is_revealed(world: World) -> None:
-    assert world.http.post("/cds-services/no-such-service/x/y", json={}).status_code == 401
+    assert world.http.post("/cds-services/no-such-service", json={}).status_code == 401
+    assert world.http.post("/cds-services/no-such-service/feedback", json={}).status_code == 401
     assert world.http.get("/healthz").status_code == 200  # health stays open
 
 
-def test_a_replay_is_refused_by_another_worker_sharing_the_replay_guard(world: World, tmp_path: Any) -> None:
+def test_unrouted_paths_are_a_plain_404(world: World) -> None:
+    assert world.http.post("/cds-services/a/b/c", json={}).status_code == 404
+
+
+def test_a_refused_token_does_not_use_up_its_jti(world: World) -> None:
+    token_claims = {"jti": "one-jti"}
+    assert call(world, world.es.headers(SERVICE_PATH, aud=BASE_URL, **token_claims)).status_code == 401
+    assert call(world, world.es.headers(SERVICE_PATH, **token_claims)).status_code != 401
+
+
+def test_a_replay_is_refused_by_another_worker_sharing_the_replay_guard(
+    harness_world: World, tmp_path: Path
+) -> None:
     """Two apps (two workers) with their own verifiers but one guard: the second sees the replay."""
+    world = harness_world
     headers = world.es.headers(SERVICE_PATH)
-    other_registry = ClientRegistry.load(tmp_path / "clients.yaml")
     other_worker = security_test_app(
         settings_for_tests(),
         JwtVerifier(
-            other_registry,
+            ClientRegistry.load(tmp_path / "clients.yaml"),
             world.replay_guard,
             audiences=(BASE_URL,),
             leeway_seconds=LEEWAY,
@@ -453,13 +540,8 @@ def test_a_replay_is_refused_by_another_worker_sharing_the_replay_guard(world: W
     assert other_worker.post(SERVICE_PATH, json={}, headers=headers).status_code == 401
 
 
-def test_a_refused_token_does_not_use_up_its_jti(world: World) -> None:
-    token_claims = {"jti": "one-jti"}
-    assert call(world, world.es.headers(SERVICE_PATH, aud=BASE_URL, **token_claims)).status_code == 401
-    assert call(world, world.es.headers(SERVICE_PATH, **token_claims)).status_code == 200
-
-
-def test_the_replay_guard_keeps_the_jti_until_the_token_expires_plus_leeway(world: World) -> None:
+def test_the_replay_guard_keeps_the_jti_until_the_token_expires_plus_leeway(harness_world: World) -> None:
+    world = harness_world
     assert call(world, world.es.headers(SERVICE_PATH, jti="kept", lifetime_seconds=300)).status_code == 200
 
     kept_until = world.replay_guard.seen[(ES_ISS, "kept")]
