@@ -7,13 +7,13 @@ finding, never raises for odd clinical data, never imports from `service`.
 - `record_from_bundle(bundle)`: one Bundle (the `/evaluate` body) -> `PatientRecord` + draft orders
 - `imaging_orders(draft_orders, selections)`: draft ServiceRequests -> `ImagingOrder`s (lumbar imaging only)
 - `findings(record, orders, as_of)`: the record -> `Findings`
-- `check_terminology()`: loads and validates the value sets and criteria; call once at start-up
+- `check_terminology()`: validates value sets and criteria and warms up; call once at start-up
 """
 
-from fhir_mappings.criteria import check_criteria as check_terminology
 from fhir_mappings.findings import findings
 from fhir_mappings.inputs import build_record, record_from_bundle
 from fhir_mappings.orders import imaging_orders, is_lumbar_imaging
+from fhir_mappings.startup import check_terminology
 from fhir_mappings.terminology import ValueSetError
 
 __all__ = [

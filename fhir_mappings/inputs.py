@@ -18,6 +18,7 @@ from fhir_mappings.fhirjson import (
     as_text,
     child,
     is_object,
+    reference_key,
     resource_id,
     resource_type,
 )
@@ -80,14 +81,42 @@ class _Sorter:
                         "Patient", resource_id(patients[0]), "more than one Patient; the first is used"
                     )
                 )
+        patient_key = f"Patient/{resource_id(record.patient)}" if resource_id(record.patient) else None
         for kind, name in _LIST_FIELDS.items():
             if kind in supplied or kind in self.resources:
-                setattr(record, name, list(self.resources.get(kind, [])))
+                setattr(
+                    record,
+                    name,
+                    [r for r in self.resources.get(kind, []) if self._same_patient(r, patient_key)],
+                )
         for kind in InputKind:
             arrived = kind in self.resources
             if kind in incomplete or (arrived and kind not in supplied):
                 record.incomplete.add(kind)
         return record
+
+    def _same_patient(self, resource: Resource, patient_key: str | None) -> bool:
+        """False for a resource whose subject is plainly another patient: it is skipped and noted.
+
+        Only "Patient/<id>" references (relative or absolute) are compared; others (urn:uuid, contained)
+        cannot be matched without the sender's identifiers and are kept.
+        """
+        subject = reference_key(child(resource, "subject"))
+        if (
+            patient_key is None
+            or subject is None
+            or not subject.startswith("Patient/")
+            or subject == patient_key
+        ):
+            return True
+        self.notes.append(
+            DataQualityNote(
+                resource_type(resource) or "unknown",
+                resource_id(resource),
+                "subject is another patient; skipped",
+            )
+        )
+        return False
 
 
 def _bundle_resources(bundle: Mapping[str, Any]) -> Iterator[Any]:

@@ -133,7 +133,9 @@ def _order_reference(resource: Resource, full_url: str | None, position: int) ->
 
 def _is_selected(reference: str, selections: Collection[str]) -> bool:
     # Selections name "ServiceRequest/<id>"; some clients send the absolute URL instead.
-    return any(item == reference or item.endswith("/" + reference) for item in selections)
+    return any(
+        isinstance(item, str) and (item == reference or item.endswith("/" + reference)) for item in selections
+    )
 
 
 def imaging_orders(draft_orders: Any, selections: Collection[str] | None = None) -> list[ImagingOrder]:

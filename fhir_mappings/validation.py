@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from functools import cache
 from importlib import import_module
-from typing import Any
-
-from pydantic import ValidationError
+from typing import TYPE_CHECKING, Any
 
 from fhir_mappings.fhirjson import Resource, resource_id, resource_type
 from fhir_mappings.model import DataQualityNote
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 # The resource types the mappings read, and their R4B model module.
 _MODEL_MODULES = {
@@ -101,6 +102,8 @@ class Validator:
         if kind not in _MODEL_MODULES:
             self.note(resource, "not a resource type the mappings read")
             return False
+        from pydantic import ValidationError  # imported with the models, on first use
+
         try:
             _model_class(kind).model_validate(resource)
         except ValidationError as error:

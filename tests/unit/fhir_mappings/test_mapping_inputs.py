@@ -178,3 +178,18 @@ def test_record_from_bundle_tolerates_a_bundle_without_entries() -> None:
     assert record.conditions is None
     assert orders == []
     assert notes == []
+
+
+def test_resources_of_another_patient_are_skipped_and_noted() -> None:
+    other = condition("C79.51", id="not-ours") | {"subject": {"reference": "http://ehr/fhir/Patient/p2"}}
+    ours = condition("B20", id="ours") | {"subject": {"reference": "http://ehr/fhir/Patient/p1/_history/3"}}
+    unmatched = condition("Z94.0", id="uuid") | {"subject": {"reference": "urn:uuid:9b7e"}}
+    record, notes = build_record(
+        {InputKind.PATIENT: [patient()], InputKind.CONDITIONS: [bundle(other, ours, unmatched)]}
+    )
+    assert record.conditions is not None
+    assert [c["id"] for c in record.conditions] == ["ours", "uuid"]
+    assert [(n.resource_id, n.problem) for n in notes] == [
+        ("not-ours", "subject is another patient; skipped")
+    ]
+    assert findings(record, [], AS_OF).red_flags["cancer-history"].status is FlagStatus.ABSENT

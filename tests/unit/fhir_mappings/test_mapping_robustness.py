@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import copy
 import random
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from fhir_mappings import build_record, findings, imaging_orders, record_from_bundle
+from fhir_mappings import build_record, check_terminology, findings, imaging_orders, record_from_bundle
 from fhir_mappings.model import RED_FLAG_IDS, FlagStatus, InputKind
 from tests.support.fhir_records import (
     AS_OF,
@@ -173,3 +176,30 @@ def test_inputs_are_not_mutated() -> None:
     record, _ = build_record({kind: [bundle(*resources)] for kind in InputKind})
     findings(record, imaging_orders([service_request("72148")]), AS_OF)
     assert resources == before
+
+
+def test_junk_entries_in_a_hand_built_record_are_ignored() -> None:
+    junk: list[Any] = [
+        None,
+        42,
+        "Condition",
+        [],
+        {"resourceType": 7},
+        {"resourceType": "Condition", "code": []},
+    ]
+    record = full_record(
+        conditions=junk, observations=junk, medications=junk, procedures=junk, service_requests=junk
+    )
+    result = findings(record, [], AS_OF)
+    assert result.red_flags["cancer-history"].status is FlagStatus.ABSENT
+
+
+def test_start_up_check_passes_and_importing_stays_cheap() -> None:
+    check_terminology()
+    heavy = ("pydantic", "fhir.resources")
+    probe = f"import sys, fhir_mappings; print([m for m in {heavy!r} if m in sys.modules])"
+    repo_root = Path(__file__).resolve().parents[3]
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=repo_root
+    )
+    assert result.stdout.strip() == "[]"
