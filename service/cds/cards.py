@@ -10,7 +10,6 @@ place the Sandbox reads them.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -172,9 +171,10 @@ def rated_service_request(
 ) -> dict[str, Any]:
     """The ServiceRequest exactly as sent, with the Argonaut PAMA rating and consult id added.
 
-    Extensions of an earlier consult are replaced, not repeated; nothing else changes.
+    Extensions of an earlier consult are replaced, not repeated; nothing else changes. The copy is
+    shallow: the answer shares the unchanged parts with the input, and neither is changed afterwards.
     """
-    rated = copy.deepcopy(dict(resource))
+    rated = dict(resource)
     kept = [
         extension
         for extension in rated.get("extension", [])
@@ -237,7 +237,7 @@ def _physical_therapy_referral(decision: Decision, order: ImagingOrder) -> dict[
     for field in ("subject", "encounter", "requester", "reasonCode", "reasonReference"):
         value = order.resource.get(field)
         if value:
-            resource[field] = copy.deepcopy(value)
+            resource[field] = value
     return resource
 
 
@@ -543,5 +543,5 @@ def build_hook_response(
     actions = system_actions(decision, assessment_id=assessment_id)
     if actions:
         body["systemActions"] = actions
-        body["extension"] = {"systemActions": copy.deepcopy(actions)}
+        body["extension"] = {"systemActions": list(actions)}
     return HookResponse(body=body, card_ids=card_ids)

@@ -20,7 +20,7 @@ class Appropriateness(StrEnum):
     @property
     def rank(self) -> int:
         """Higher is more favourable; no-criteria-apply ranks below every category."""
-        return 0 if self is Appropriateness.NO_CRITERIA_APPLY else Category(self.value).rank
+        return _APPROPRIATENESS_RANK[self]
 
     @property
     def pama_rating(self) -> PamaRating:
@@ -30,6 +30,15 @@ class Appropriateness(StrEnum):
         if self is Appropriateness.USUALLY_NOT_APPROPRIATE:
             return PamaRating.NOT_APPROPRIATE
         return PamaRating.APPROPRIATE
+
+
+CATEGORY_APPROPRIATENESS: Mapping[Category, Appropriateness] = {
+    category: Appropriateness(category.value) for category in Category
+}
+_APPROPRIATENESS_RANK: Mapping[Appropriateness, int] = {
+    Appropriateness.NO_CRITERIA_APPLY: 0,
+    **{appropriateness: category.rank for category, appropriateness in CATEGORY_APPROPRIATENESS.items()},
+}
 
 
 class PamaRating(StrEnum):

@@ -18,6 +18,7 @@ from types import MappingProxyType
 from fhir_mappings.model import Evidence, Findings, FlagStatus, ImagingOrder, Modality, RedFlag
 
 from .decision import (
+    CATEGORY_APPROPRIATENESS,
     Alternative,
     Appropriateness,
     Decision,
@@ -140,7 +141,7 @@ def _rate(procedure: Procedure, variants: Sequence[Variant]) -> Rating:
     cells = [variant.cells[procedure.id] for variant in variants]
     best = max(cell.category.rank for cell in cells)
     deciding = tuple(cell for cell in cells if cell.category.rank == best)
-    return Rating(procedure, Appropriateness(deciding[0].category.value), deciding)
+    return Rating(procedure, CATEGORY_APPROPRIATENESS[deciding[0].category], deciding)
 
 
 def _preference(rating: Rating, position: int, modality: Modality | None = None) -> tuple[int, int, int, int]:
@@ -192,8 +193,9 @@ def _judge(
     order: ImagingOrder,
     rules: Rules,
     findings: Findings,
-    applied: Sequence[Variant],
-    if_present: Sequence[Variant],
+    ratings: Mapping[str, Rating],
+    if_present: Mapping[str, Rating],
+    conservative_care_first: bool,
 ) -> OrderJudgement:
     procedure = rules.procedures.get(order.procedure)
     if procedure is None or not _applicable(findings, order):
@@ -207,25 +209,25 @@ def _judge(
             if_unchecked_present=None,
             conservative_care_first=False,
         )
-    rating = _rate(procedure, applied)
-    would_be = _rate(procedure, if_present).appropriateness
+    rating = ratings[procedure.id]
+    would_be = if_present[procedure.id].appropriateness
     return OrderJudgement(
         order=order,
         procedure=procedure,
         applicable=True,
         appropriateness=rating.appropriateness,
         cells=rating.cells,
-        alternative=_alternative(rating, [_rate(other, applied) for other in rules.procedures.values()]),
+        alternative=_alternative(rating, list(ratings.values())),
         if_unchecked_present=would_be if would_be.rank > rating.appropriateness.rank else None,
-        conservative_care_first=all(variant.conservative_care_first for variant in applied),
+        conservative_care_first=conservative_care_first,
     )
 
 
-def _modalities(rules: Rules, applied: Sequence[Variant]) -> Mapping[Modality, Rating]:
+def _modalities(ratings: Iterable[Rating]) -> Mapping[Modality, Rating]:
     by_modality: dict[Modality, list[Rating]] = {}
-    for procedure in rules.procedures.values():
-        by_modality.setdefault(procedure.modality, []).append(_rate(procedure, applied))
-    return MappingProxyType({modality: _best(ratings) for modality, ratings in by_modality.items()})
+    for rating in ratings:
+        by_modality.setdefault(rating.procedure.modality, []).append(rating)
+    return MappingProxyType({modality: _best(group) for modality, group in by_modality.items()})
 
 
 def assess(findings: Findings, rules: Rules) -> Decision:
@@ -253,8 +255,13 @@ def assess(findings: Findings, rules: Rules) -> Decision:
     urgent = evaluator.evaluate(rules.urgent.when)
     triggering = {label for match in matches for label in match.triggered_by}
     present = tuple(flag for flag in flags.values() if flag.status is FlagStatus.PRESENT)
-    ratings = [_rate(procedure, applied) for procedure in rules.procedures.values()]
-    recommended = _best(ratings) if applied else None
+    # Every procedure rated once for what is known, and once as if every unchecked flag were present.
+    ratings = {procedure.id: _rate(procedure, applied) for procedure in rules.procedures.values()}
+    ratings_if_present = {
+        procedure.id: _rate(procedure, if_present) for procedure in rules.procedures.values()
+    }
+    recommended = _best(list(ratings.values())) if applied else None
+    conservative_care_first = bool(applied) and all(variant.conservative_care_first for variant in applied)
     return Decision(
         findings=findings,
         rules=rules,
@@ -269,12 +276,15 @@ def assess(findings: Findings, rules: Rules) -> Decision:
         weak_factors=tuple(
             flag for flag in present if flag.id in rules.weak_factors.flags and flag.id not in triggering
         ),
-        modalities=_modalities(rules, applied),
+        modalities=_modalities(ratings.values()),
         recommended=(
             recommended
             if recommended and recommended.appropriateness.rank >= Appropriateness.MAY_BE_APPROPRIATE.rank
             else None
         ),
-        orders=tuple(_judge(order, rules, findings, applied, if_present) for order in findings.orders),
-        conservative_care_first=bool(applied) and all(variant.conservative_care_first for variant in applied),
+        orders=tuple(
+            _judge(order, rules, findings, ratings, ratings_if_present, conservative_care_first)
+            for order in findings.orders
+        ),
+        conservative_care_first=conservative_care_first,
     )
