@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Flask
 
+from fhir_mappings import check_terminology
 from service.cds.services import load_catalog
 from service.config import ConfigError, Settings, load_settings
 from service.errors import register_error_handlers
@@ -50,6 +51,7 @@ def create_app(
     clock = clock or utc_now
     new_id = new_id or new_uuid
 
+    check_terminology()  # value sets and criteria: a broken file fails start-up, not a request
     clients = _client_registry(settings)
     store = Store.open(settings.database_url, patient_hash_key=settings.patient_hash_key, clock=clock)
     runtime = Runtime(
@@ -59,12 +61,7 @@ def create_app(
         catalog=load_catalog(),
         rules=load_rules(),
         store=store,
-        gatherer=PrefetchGatherer(
-            deadline_seconds=settings.fetch_deadline_seconds,
-            query_timeout_seconds=settings.fetch_query_timeout_seconds,
-            max_pages=settings.fetch_max_pages,
-            max_response_bytes=settings.fetch_max_response_bytes,
-        ),
+        gatherer=PrefetchGatherer.from_settings(settings),
         clients=clients,
     )
     verifier = None
@@ -78,7 +75,7 @@ def create_app(
             clock=clock,
         )
 
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep the order cards are built in
     app.extensions[EXTENSION_KEY] = runtime
