@@ -90,9 +90,17 @@ def _affected_by(kind: InputKind) -> tuple[str, ...]:
     return tuple(flag.id for flag in RED_FLAGS.values() if kind in flag.inputs) + _ALSO_AFFECTS.get(kind, ())
 
 
-def _titles(flags: Sequence[str]) -> str:
-    named = [RED_FLAGS[flag].title for flag in RED_FLAG_IDS if flag in flags]
-    named += [word for word in ("episode", "therapy") if word in flags]
+_OTHER_FINDINGS = {
+    "age": "age",
+    "episode": "the low back pain episode",
+    "therapy": "physical therapy or spinal manipulation already given",
+}
+
+
+def _titles(affected: Sequence[str]) -> str:
+    """What a gap leaves unchecked, in the order of the red-flag table, in words."""
+    named = [RED_FLAGS[flag].title for flag in RED_FLAG_IDS if flag in affected]
+    named += [words for finding, words in _OTHER_FINDINGS.items() if finding in affected]
     return ", ".join(named)
 
 
@@ -247,7 +255,7 @@ def _problem_gaps(collector: Collector) -> list[DataGap]:
     gaps: list[DataGap] = []
     for problem, entry in sorted(collector.unresolved.items()):
         affects = tuple(flag for flag in RED_FLAG_IDS if flag in entry.flags)
-        affects += tuple(word for word in ("episode", "therapy") if word in entry.flags)
+        affects += tuple(finding for finding in _OTHER_FINDINGS if finding in entry.flags)
         gaps.append(
             DataGap(
                 f"records-{problem.value}",

@@ -21,6 +21,7 @@ from fhir_mappings.fhirjson import (
     reference_key,
     resource_id,
     resource_type,
+    status_of,
 )
 from fhir_mappings.model import DataQualityNote, InputKind, PatientRecord
 from fhir_mappings.orders import is_lumbar_imaging
@@ -36,6 +37,7 @@ KIND_OF_TYPE: Mapping[str, InputKind] = {
     "Procedure": InputKind.PROCEDURES,
     "ServiceRequest": InputKind.SERVICE_REQUESTS,
 }
+_NOT_AN_ORDER_TO_JUDGE = frozenset({"completed", "revoked", "entered-in-error"})
 _LIST_FIELDS: Mapping[InputKind, str] = {
     InputKind.CONDITIONS: "conditions",
     InputKind.OBSERVATIONS: "observations",
@@ -180,12 +182,13 @@ def record_from_bundle(
     """An `/evaluate` Bundle -> the record, the lumbar-imaging ServiceRequests to judge, and notes.
 
     A kind is supplied when the Bundle holds at least one resource of it; the caller reports the absent
-    kinds as data gaps, so "none sent" never reads as "no red flags".
+    kinds as data gaps, so "none sent" never reads as "no red flags". Lumbar imaging that is already
+    done or withdrawn (completed, revoked, entered-in-error) is history, not an order to judge.
     """
     sorter = _Sorter()
     orders: list[Mapping[str, Any]] = []
     for resource in _bundle_resources(bundle):
-        if is_lumbar_imaging(resource):
+        if is_lumbar_imaging(resource) and status_of(resource) not in _NOT_AN_ORDER_TO_JUDGE:
             orders.append(resource)
         else:
             sorter.add(resource)

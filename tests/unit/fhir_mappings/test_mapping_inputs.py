@@ -193,3 +193,20 @@ def test_resources_of_another_patient_are_skipped_and_noted() -> None:
         ("not-ours", "subject is another patient; skipped")
     ]
     assert findings(record, [], AS_OF).red_flags["cancer-history"].status is FlagStatus.ABSENT
+
+
+@pytest.mark.parametrize(
+    ("status", "is_order"),
+    [
+        ("draft", True),
+        ("active", True),
+        ("completed", False),
+        ("revoked", False),
+        ("entered-in-error", False),
+    ],
+)
+def test_record_from_bundle_judges_only_open_imaging_orders(status: str, is_order: bool) -> None:
+    mri = service_request("72148", id="mri", status=status)
+    record, orders, _ = record_from_bundle(bundle(patient(), mri))
+    assert [order["id"] for order in orders] == (["mri"] if is_order else [])
+    assert record.service_requests == (None if is_order else [mri])
