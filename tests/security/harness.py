@@ -5,14 +5,19 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from flask import Flask, g, jsonify, request
+from flask.testing import FlaskClient
 from flask.typing import ResponseReturnValue
+from werkzeug.test import TestResponse
 
 from service.config import Settings
 from service.errors import ApiError, register_error_handlers
-from service.security import JwtVerifier, annotate, init_security, require_admin
+from service.security import ClientRegistry, JwtVerifier, ReplayGuard, annotate, init_security, require_admin
+from tests.support.jwt_tokens import MemoryReplayGuard
 
 BASE_URL = "https://cds.example.test"
 ALT_BASE_URL = "https://cds-internal.example.test/lbp"  # a second public base URL (behind a proxy prefix)
@@ -20,6 +25,8 @@ SERVICE_PATH = "/cds-services/lbp-imaging-order-sign"
 SANDBOX_ORIGIN = "https://sandbox.cds-hooks.org"
 MAX_BODY_BYTES = 2048
 ADMIN_TOKEN = "admin-secret-for-tests-0123456789"
+CDS_PATHS = ("/cds-services", SERVICE_PATH, SERVICE_PATH + "/feedback", "/evaluate")
+LEEWAY_SECONDS = 60
 
 
 def caller() -> dict[str, Any]:
@@ -81,6 +88,35 @@ def settings_for_tests(**changes: Any) -> Settings:
     }
     values.update(changes)
     return Settings(**values)
+
+
+def verifier_for(
+    clients_file: Path,
+    clock: Callable[[], datetime],
+    replay_guard: ReplayGuard | None = None,
+    **options: Any,
+) -> JwtVerifier:
+    """A verifier as the app builds one: clients from the file, the test base URLs, 60 s of leeway."""
+    settings: dict[str, Any] = {
+        "audiences": (BASE_URL, ALT_BASE_URL),
+        "leeway_seconds": LEEWAY_SECONDS,
+        "jwks_timeout_seconds": 2,
+        "clock": clock,
+    }
+    settings.update(options)
+    return JwtVerifier(ClientRegistry.load(clients_file), replay_guard or MemoryReplayGuard(), **settings)
+
+
+def preflight(http: FlaskClient, path: str, origin: str = SANDBOX_ORIGIN) -> TestResponse:
+    """The CORS preflight a browser (the CDS Hooks Sandbox) sends before a POST with a JWT."""
+    return http.options(
+        path,
+        headers={
+            "Origin": origin,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type",
+        },
+    )
 
 
 def _b64(data: bytes) -> str:

@@ -16,7 +16,7 @@ from flask.testing import FlaskClient
 from service.config import ConfigError
 from service.security import ClientsFileError, JsonLinesFormatter
 from tests.security.conftest import MovableClock
-from tests.security.harness import ALT_BASE_URL, BASE_URL, SANDBOX_ORIGIN, SERVICE_PATH
+from tests.security.harness import ALT_BASE_URL, BASE_URL, CDS_PATHS, SANDBOX_ORIGIN, SERVICE_PATH, preflight
 from tests.support import databases
 from tests.support.fhir_server import FhirTestServer
 from tests.support.jwt_tokens import SigningKey, TokenMinter, bearer, client_entry, write_clients_file
@@ -119,16 +119,9 @@ def test_a_replayed_token_is_refused_by_another_worker_on_the_same_database(
 # --- CORS on the service's own answers ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", ["/cds-services", SERVICE_PATH, FEEDBACK_PATH, "/evaluate"])
+@pytest.mark.parametrize("path", CDS_PATHS)
 def test_preflight_on_every_cds_endpoint(secured: Callable[..., FlaskClient], path: str) -> None:
-    response = secured().options(
-        path,
-        headers={
-            "Origin": SANDBOX_ORIGIN,
-            "Access-Control-Request-Method": "POST",
-            "Access-Control-Request-Headers": "authorization,content-type",
-        },
-    )
+    response = preflight(secured(), path)
 
     assert response.status_code == 200
     assert response.headers["Access-Control-Allow-Origin"] == SANDBOX_ORIGIN

@@ -9,19 +9,20 @@ import pytest
 from flask.testing import FlaskClient
 
 from service.config import ConfigError
-from service.security import ClientRegistry, JwtVerifier
 from tests.security.conftest import MovableClock
 from tests.security.harness import (
     ADMIN_TOKEN,
     BASE_URL,
+    CDS_PATHS,
     MAX_BODY_BYTES,
     SANDBOX_ORIGIN,
     SERVICE_PATH,
+    preflight,
     security_test_app,
     settings_for_tests,
+    verifier_for,
 )
 from tests.support.jwt_tokens import (
-    MemoryReplayGuard,
     SigningKey,
     TokenMinter,
     client_entry,
@@ -37,34 +38,21 @@ def minter(es_key: SigningKey, clock: MovableClock) -> TokenMinter:
 
 
 @pytest.fixture
-def http(tmp_path: Path, es_key: SigningKey, clock: MovableClock) -> FlaskClient:
-    registry = ClientRegistry.load(
-        write_clients_file(tmp_path / "clients.yaml", [client_entry(ISS, keys=[es_key])])
-    )
-    verifier = JwtVerifier(
-        registry,
-        MemoryReplayGuard(),
-        audiences=(BASE_URL,),
-        leeway_seconds=60,
-        jwks_timeout_seconds=2,
-        clock=clock,
-    )
-    return security_test_app(settings_for_tests(), verifier).test_client()
+def clients_file(tmp_path: Path, es_key: SigningKey) -> Path:
+    return write_clients_file(tmp_path / "clients.yaml", [client_entry(ISS, keys=[es_key])])
+
+
+@pytest.fixture
+def http(clients_file: Path, clock: MovableClock) -> FlaskClient:
+    return security_test_app(settings_for_tests(), verifier_for(clients_file, clock)).test_client()
 
 
 # --- CORS -----------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", ["/cds-services", SERVICE_PATH, SERVICE_PATH + "/feedback", "/evaluate"])
+@pytest.mark.parametrize("path", CDS_PATHS)
 def test_preflight_is_answered_without_a_token_on_every_cds_endpoint(http: FlaskClient, path: str) -> None:
-    response = http.options(
-        path,
-        headers={
-            "Origin": SANDBOX_ORIGIN,
-            "Access-Control-Request-Method": "POST",
-            "Access-Control-Request-Headers": "authorization, content-type",
-        },
-    )
+    response = preflight(http, path)
 
     assert response.status_code == 200
     assert response.headers["Access-Control-Allow-Origin"] == SANDBOX_ORIGIN
@@ -77,9 +65,7 @@ def test_preflight_is_answered_without_a_token_on_every_cds_endpoint(http: Flask
 
 
 def test_a_preflight_from_an_origin_not_configured_gets_no_cors_grant(http: FlaskClient) -> None:
-    response = http.options(
-        SERVICE_PATH, headers={"Origin": "https://evil.test", "Access-Control-Request-Method": "POST"}
-    )
+    response = preflight(http, SERVICE_PATH, origin="https://evil.test")
     assert "Access-Control-Allow-Origin" not in response.headers
 
 
@@ -144,20 +130,8 @@ def test_disabled_auth_lets_calls_through_without_a_client_and_warns_once_at_sta
     assert len([r for r in caplog.records if "DISABLED" in r.getMessage()]) == 1  # not per request
 
 
-def test_disabled_auth_ignores_a_verifier_it_was_given(
-    http: FlaskClient, tmp_path: Path, es_key: SigningKey
-) -> None:
-    registry = ClientRegistry.load(
-        write_clients_file(tmp_path / "c.yaml", [client_entry(ISS, keys=[es_key])])
-    )
-    verifier = JwtVerifier(
-        registry,
-        MemoryReplayGuard(),
-        audiences=(BASE_URL,),
-        leeway_seconds=60,
-        jwks_timeout_seconds=1,
-        clock=MovableClock(),
-    )
+def test_disabled_auth_ignores_a_verifier_it_was_given(clients_file: Path, clock: MovableClock) -> None:
+    verifier = verifier_for(clients_file, clock)
     open_app = security_test_app(settings_for_tests(auth="disabled"), verifier).test_client()
 
     assert open_app.post(SERVICE_PATH, json={}).status_code == 200

@@ -21,15 +21,17 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from flask.testing import FlaskClient
 
-from service.security import REQUEST_LOGGER, ClientRegistry, JwtVerifier
+from service.security import REQUEST_LOGGER
 from tests.security.conftest import MovableClock
 from tests.security.harness import (
     ALT_BASE_URL,
     BASE_URL,
+    LEEWAY_SECONDS,
     SERVICE_PATH,
     craft_token,
     security_test_app,
     settings_for_tests,
+    verifier_for,
 )
 from tests.support.jwt_tokens import (
     JwksServer,
@@ -49,7 +51,7 @@ RS_ISS = "https://ehr-rs.test"
 REMOTE_ISS = "https://ehr-remote.test"
 TENANT_ISS = "https://ehr-tenant.test"
 TENANT = "hospital-main"
-LEEWAY = 60
+LEEWAY = LEEWAY_SECONDS
 
 
 @dataclass
@@ -111,15 +113,7 @@ def build_world(
             service_app.test_client_class = None
             http = service_app.test_client()
         else:
-            verifier = JwtVerifier(
-                ClientRegistry.load(clients_file),
-                replay_guard,
-                audiences=settings.public_base_urls,
-                leeway_seconds=settings.jwt_leeway_seconds,
-                jwks_timeout_seconds=2,
-                clock=clock,
-                jwks_refresh_cooldown_seconds=0,
-            )
+            verifier = verifier_for(clients_file, clock, replay_guard, jwks_refresh_cooldown_seconds=0)
             http = security_test_app(settings, verifier).test_client()
 
         def minter(key: SigningKey, iss: str, jku: str | None = None) -> TokenMinter:
@@ -160,21 +154,9 @@ def world(
     rs_key: SigningKey,
     stranger_key: SigningKey,
 ) -> Iterator[World]:
-    """Parametrized: the harness app (init_security alone) and the service from create_app."""
+    """Parametrized: the harness app (init_security alone) and the service from create_app. Tests of
+    the in-memory replay guard pick the harness: `parametrize("world", [HARNESS], indirect=True)`."""
     with build_world(request.param, request, tmp_path, clock, (es_key, rs_key, stranger_key)) as built:
-        yield built
-
-
-@pytest.fixture
-def harness_world(
-    request: pytest.FixtureRequest,
-    tmp_path: Path,
-    clock: MovableClock,
-    es_key: SigningKey,
-    rs_key: SigningKey,
-    stranger_key: SigningKey,
-) -> Iterator[World]:
-    with build_world(HARNESS, request, tmp_path, clock, (es_key, rs_key, stranger_key)) as built:
         yield built
 
 
@@ -518,30 +500,22 @@ def test_a_refused_token_does_not_use_up_its_jti(world: World) -> None:
     assert call(world, world.es.headers(SERVICE_PATH, **token_claims)).status_code != 401
 
 
-def test_a_replay_is_refused_by_another_worker_sharing_the_replay_guard(
-    harness_world: World, tmp_path: Path
-) -> None:
-    """Two apps (two workers) with their own verifiers but one guard: the second sees the replay."""
-    world = harness_world
+@pytest.mark.parametrize("world", [HARNESS], indirect=True)
+def test_a_replay_is_refused_by_another_worker_sharing_the_replay_guard(world: World, tmp_path: Path) -> None:
+    """Two apps (two workers) with their own verifiers but one guard: the second sees the replay.
+    (The same against the database guard: test_app_security.py.)"""
     headers = world.es.headers(SERVICE_PATH)
     other_worker = security_test_app(
         settings_for_tests(),
-        JwtVerifier(
-            ClientRegistry.load(tmp_path / "clients.yaml"),
-            world.replay_guard,
-            audiences=(BASE_URL,),
-            leeway_seconds=LEEWAY,
-            jwks_timeout_seconds=2,
-            clock=world.clock,
-        ),
+        verifier_for(tmp_path / "clients.yaml", world.clock, world.replay_guard),
     ).test_client()
 
     assert call(world, headers).status_code == 200
     assert other_worker.post(SERVICE_PATH, json={}, headers=headers).status_code == 401
 
 
-def test_the_replay_guard_keeps_the_jti_until_the_token_expires_plus_leeway(harness_world: World) -> None:
-    world = harness_world
+@pytest.mark.parametrize("world", [HARNESS], indirect=True)
+def test_the_replay_guard_keeps_the_jti_until_the_token_expires_plus_leeway(world: World) -> None:
     assert call(world, world.es.headers(SERVICE_PATH, jti="kept", lifetime_seconds=300)).status_code == 200
 
     kept_until = world.replay_guard.seen[(ES_ISS, "kept")]
