@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import UTC, date, datetime, time
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,76 @@ def test_scenario(client: FlaskClient, path: Path) -> None:
         assert modality == "no-order"
         recommended = answer["modalities"][outcome.split("-", 1)[0].upper()]
         assert outcome.split("-", 1)[1] == recommended["appropriateness"]
+
+
+# The CDS Hooks twin: the same record as prefetch, the same orders as draftOrders. --------------------------
+PREFETCH_KEYS = {
+    "Condition": "conditions",
+    "Observation": "observations",
+    "MedicationRequest": "medicationRequests",
+    "MedicationStatement": "medicationStatements",
+    "Procedure": "procedures",
+    "ServiceRequest": "therapyRequests",
+}
+WITH_ORDERS = [path for path in SCENARIOS if load(path)["expect"]["orders"]]
+
+
+def hook_request(scenario: Mapping[str, Any]) -> dict[str, Any]:
+    """An order-sign call carrying the scenario's Bundle: kinds it lacks are left out, as not supplied."""
+    resources = [entry["resource"] for entry in scenario["bundle"]["entry"]]
+    orders = {f"ServiceRequest/{order['order'].split('/', 1)[1]}" for order in scenario["expect"]["orders"]}
+    drafts = [resource for resource in resources if f"{resource['resourceType']}/{resource['id']}" in orders]
+    prefetch: dict[str, Any] = {}
+    for resource in resources:
+        if resource["resourceType"] == "Patient":
+            prefetch["patient"] = resource
+        elif resource not in drafts:
+            key = PREFETCH_KEYS[resource["resourceType"]]
+            prefetch.setdefault(key, {"resourceType": "Bundle", "type": "searchset", "entry": []})
+            prefetch[key]["entry"].append({"resource": resource})
+    # A kind fed by two keys (medications) is supplied as a whole, as in the Bundle. The service needs
+    # the conditions key: the one scenario without Conditions (judged on its order's reason) sends none.
+    for key in ("medicationRequests", "medicationStatements"):
+        if "medicationRequests" in prefetch or "medicationStatements" in prefetch:
+            prefetch.setdefault(key, {"resourceType": "Bundle", "type": "searchset", "entry": []})
+    prefetch.setdefault("conditions", {"resourceType": "Bundle", "type": "searchset", "entry": []})
+    return {
+        "hook": "order-sign",
+        "hookInstance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea",
+        "context": {
+            "userId": "Practitioner/example",
+            "patientId": prefetch["patient"]["id"],
+            "draftOrders": {"resourceType": "Bundle", "entry": [{"resource": draft} for draft in drafts]},
+        },
+        "prefetch": prefetch,
+    }
+
+
+@pytest.mark.parametrize("path", WITH_ORDERS, ids=[path.stem for path in WITH_ORDERS])
+def test_the_hook_card_says_what_evaluate_says(client: FlaskClient, clock: Any, path: Path) -> None:
+    scenario = load(path)
+    clock.now = datetime.combine(
+        date.fromisoformat(scenario["asOf"]), time(12), tzinfo=UTC
+    )  # hooks have no asOf
+    evaluated = client.post(f"/evaluate?asOf={scenario['asOf']}", json=scenario["bundle"]).get_json()
+    response = client.post("/cds-services/lbp-imaging-order-sign", json=hook_request(scenario))
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    cards = {card["extension"]["lbp-imaging-cds"]["order"]: card for card in body["cards"]}
+    ratings = {
+        f"ServiceRequest/{action['resource']['id']}": action["resource"]["extension"][-2][
+            "valueCodeableConcept"
+        ]
+        for action in body["systemActions"]
+    }
+    for order in evaluated["orders"]:
+        card = cards[order["order"]]
+        verdict = {
+            key: value for key, value in card["extension"]["lbp-imaging-cds"].items() if key != "assessmentId"
+        }
+        assert {key: order[key] for key in verdict} == verdict
+        assert (card["summary"], card["indicator"]) == (order["summary"], order["indicator"])
+        assert ratings[order["order"]]["coding"][0]["code"] == order["pamaRating"]
 
 
 def test_scenarios_cover_every_variant_red_flag_procedure_modality_and_no_criteria() -> None:
