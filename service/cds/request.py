@@ -27,13 +27,15 @@ class HookRequest:
     fhir_authorization: Mapping[str, Any] | None
 
 
+_EXPECTED: dict[type, str] = {str: "a non-empty string", dict: "an object", list: "an array"}
+
+
 def _require(container: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
     if key not in container or container[key] is None:
         raise bad_request(f"{where} is required", where)
     value = container[key]
-    if not isinstance(value, kind) or (kind is str and not value.strip()):
-        expected = {str: "a non-empty string", dict: "an object", list: "an array"}[kind]
-        raise bad_request(f"{where} must be {expected}", where)
+    if not isinstance(value, kind) or (isinstance(value, str) and not value.strip()):
+        raise bad_request(f"{where} must be {_EXPECTED[kind]}", where)
     return value
 
 

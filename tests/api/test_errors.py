@@ -11,6 +11,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from tests.api.test_hooks import SELECT, SIGN, example_request
+from tests.support.http import json_of
 
 
 def _drop(path: str) -> Callable[[dict[str, Any]], None]:
@@ -79,9 +80,9 @@ def test_malformed_hook_request_is_400_naming_the_element(
     change(request)
     response = client.post(SIGN, json=request)
     assert response.status_code == 400
-    assert response.json["error"] == "invalid-request"
-    assert response.json["location"] == location
-    assert words in response.json["message"]
+    assert json_of(response)["error"] == "invalid-request"
+    assert json_of(response)["location"] == location
+    assert words in json_of(response)["message"]
 
 
 def test_order_select_without_selections_is_400(client: FlaskClient) -> None:
@@ -89,7 +90,7 @@ def test_order_select_without_selections_is_400(client: FlaskClient) -> None:
     request["hook"] = "order-select"
     response = client.post(SELECT, json=request)
     assert response.status_code == 400
-    assert response.json["location"] == "context.selections"
+    assert json_of(response)["location"] == "context.selections"
 
 
 def test_malformed_json_is_400_without_echoing_the_body(client: FlaskClient) -> None:
@@ -97,7 +98,7 @@ def test_malformed_json_is_400_without_echoing_the_body(client: FlaskClient) -> 
         SIGN, data=b'{"hook": "order-sign", "secret-value', content_type="application/json"
     )
     assert response.status_code == 400
-    assert response.json["error"] == "invalid-json"
+    assert json_of(response)["error"] == "invalid-json"
     assert "secret-value" not in response.get_data(as_text=True)
 
 
@@ -110,27 +111,27 @@ def test_body_that_is_not_an_object_is_400(client: FlaskClient, body: bytes) -> 
 def test_non_json_content_type_is_415(client: FlaskClient) -> None:
     response = client.post(SIGN, data=json.dumps(example_request()), content_type="text/plain")
     assert response.status_code == 415
-    assert response.json["error"] == "unsupported-media-type"
+    assert json_of(response)["error"] == "unsupported-media-type"
 
 
 def test_unknown_service_is_404(client: FlaskClient) -> None:
     response = client.post("/cds-services/no-such-service", json=example_request())
     assert response.status_code == 404
-    assert response.json["error"] == "unknown-service"
+    assert json_of(response)["error"] == "unknown-service"
 
 
 def test_unknown_path_and_wrong_method_are_json(client: FlaskClient) -> None:
-    assert client.get("/nowhere").json["error"] == "not-found"
+    assert json_of(client.get("/nowhere"))["error"] == "not-found"
     response = client.get(SIGN)
     assert response.status_code == 405
-    assert response.json["error"] == "method-not-allowed"
+    assert json_of(response)["error"] == "method-not-allowed"
 
 
 def test_body_over_the_limit_is_413(make_client: Callable[..., FlaskClient]) -> None:
     response = make_client(max_body_bytes=2048).post(SIGN, json=example_request())
     assert response.status_code == 413
-    assert response.json["error"] == "payload-too-large"
-    assert "2048" in response.json["message"]
+    assert json_of(response)["error"] == "payload-too-large"
+    assert "2048" in json_of(response)["message"]
 
 
 def test_json_nested_deeper_than_the_limit_is_400(client: FlaskClient) -> None:
@@ -143,7 +144,7 @@ def test_json_nested_deeper_than_the_limit_is_400(client: FlaskClient) -> None:
     request["extension"] = deep
     response = client.post(SIGN, json=request)
     assert response.status_code == 400
-    assert "nests deeper" in response.json["message"]
+    assert "nests deeper" in json_of(response)["message"]
 
 
 def test_json_nested_past_the_interpreter_limit_is_400_not_500(client: FlaskClient) -> None:
@@ -161,7 +162,7 @@ def test_prefetch_bundle_over_the_resource_limit_is_413(make_client: Callable[..
     ]
     response = client.post(SIGN, json=request)
     assert response.status_code == 413
-    assert response.json["location"] == "prefetch.conditions.entry"
+    assert json_of(response)["location"] == "prefetch.conditions.entry"
 
 
 @pytest.mark.parametrize("as_of", ["yesterday", "2026-13-01", "26-11-2026"])
@@ -169,7 +170,7 @@ def test_evaluate_with_a_bad_as_of_is_400(client: FlaskClient, as_of: str) -> No
     bundle = {"resourceType": "Bundle", "type": "collection", "entry": []}
     response = client.post(f"/evaluate?asOf={as_of}", json=bundle)
     assert response.status_code == 400
-    assert response.json["location"] == "asOf"
+    assert json_of(response)["location"] == "asOf"
 
 
 @pytest.mark.parametrize(
@@ -185,4 +186,4 @@ def test_evaluate_with_a_body_that_is_not_a_bundle_is_400(
 ) -> None:
     response = client.post("/evaluate", json=body)
     assert response.status_code == 400
-    assert response.json["location"] == location
+    assert json_of(response)["location"] == location

@@ -9,6 +9,7 @@ from flask.testing import FlaskClient
 
 from tests.api.test_hooks import SIGN, example_request
 from tests.conftest import EXAMPLES
+from tests.support.http import json_of
 
 
 def example_bundle() -> dict[str, Any]:
@@ -19,13 +20,14 @@ def example_bundle() -> dict[str, Any]:
 def test_evaluate_rates_the_order_in_the_bundle(client: FlaskClient) -> None:
     response = client.post("/evaluate?asOf=2026-11-26", json=example_bundle())
     assert response.status_code == 200
-    answer = response.json
+    answer = json_of(response)
     assert answer["asOf"] == "2026-11-26"
     assert answer["patient"]["reference"] == "Patient/example-lbp-1"
     assert answer["patient"]["ageYears"] == 58
     assert answer["episode"]["symptomDays"] == 21
-    assert [flag["id"] for flag in answer["redFlags"]] == ["cancer-history"]
-    evidence = answer["redFlags"][0]["evidence"][0]
+    flags = {flag["id"]: flag for flag in answer["redFlags"]}
+    assert set(flags) == {"cancer-history", "age-over-50"}
+    evidence = flags["cancer-history"]["evidence"][0]
     assert evidence["reference"] == "Condition/hx-breast-cancer"
     assert evidence["code"] == "Z85.3"
     assert [variant["id"] for variant in answer["variants"]] == ["V7"]
@@ -37,8 +39,8 @@ def test_evaluate_rates_the_order_in_the_bundle(client: FlaskClient) -> None:
 
 
 def test_evaluate_is_reproducible_with_as_of(client: FlaskClient) -> None:
-    first = client.post("/evaluate?asOf=2026-12-20", json=example_bundle()).json
-    second = client.post("/evaluate?asOf=2026-12-20", json=example_bundle()).json
+    first = json_of(client.post("/evaluate?asOf=2026-12-20", json=example_bundle()))
+    second = json_of(client.post("/evaluate?asOf=2026-12-20", json=example_bundle()))
     assert first["episode"]["symptomDays"] == 45
     first.pop("assessmentId")
     second.pop("assessmentId")
@@ -48,7 +50,7 @@ def test_evaluate_is_reproducible_with_as_of(client: FlaskClient) -> None:
 def test_evaluate_without_orders_still_says_which_modality_is_recommended(client: FlaskClient) -> None:
     bundle = example_bundle()
     bundle["entry"] = [e for e in bundle["entry"] if e["resource"]["resourceType"] != "ServiceRequest"]
-    answer = client.post("/evaluate?asOf=2026-11-26", json=bundle).json
+    answer = json_of(client.post("/evaluate?asOf=2026-11-26", json=bundle))
     assert answer["orders"] == [] or "orders" not in answer
     assert set(answer["modalities"]) == {"XR", "MRI", "CT"}
     assert answer["modalities"]["MRI"]["procedure"] == "mri-lumbar-without-contrast"
@@ -57,14 +59,14 @@ def test_evaluate_without_orders_still_says_which_modality_is_recommended(client
 def test_evaluate_reports_what_was_not_supplied(client: FlaskClient) -> None:
     bundle = example_bundle()
     bundle["entry"] = [e for e in bundle["entry"] if e["resource"]["resourceType"] != "Observation"]
-    answer = client.post("/evaluate?asOf=2026-11-26", json=bundle).json
+    answer = json_of(client.post("/evaluate?asOf=2026-11-26", json=bundle))
     gap_text = json.dumps(answer["dataGaps"]).lower()
     assert "observation" in gap_text
 
 
 def test_card_extension_and_evaluate_agree_on_the_same_record(client: FlaskClient) -> None:
-    card = client.post(SIGN, json=example_request()).json["cards"][0]["extension"]["lbp-imaging-cds"]
-    answer = client.post("/evaluate?asOf=2026-11-26", json=example_bundle()).json
+    card = json_of(client.post(SIGN, json=example_request()))["cards"][0]["extension"]["lbp-imaging-cds"]
+    answer = json_of(client.post("/evaluate?asOf=2026-11-26", json=example_bundle()))
     (order,) = answer["orders"]
     assert card["appropriateness"] == order["appropriateness"]
     assert card["procedure"] == order["procedure"]

@@ -10,6 +10,7 @@ from typing import Any
 from flask.testing import FlaskClient
 
 from tests.conftest import EXAMPLES
+from tests.support.http import json_of
 
 REFERENCE = Path(__file__).resolve().parents[1] / "fixtures" / "reference-examples"
 SIGN = "/cds-services/lbp-imaging-order-sign"
@@ -41,13 +42,13 @@ def with_orders(request: dict[str, Any], *orders: dict[str, Any]) -> dict[str, A
 def test_healthz_answers_without_auth(client: FlaskClient) -> None:
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.json == {"status": "ok"}
+    assert json_of(response) == {"status": "ok"}
 
 
 def test_discovery_lists_one_service_per_order_hook_with_2_0_prefetch_tokens(client: FlaskClient) -> None:
     response = client.get("/cds-services")
     assert response.status_code == 200
-    services = {service["hook"]: service for service in response.json["services"]}
+    services = {service["hook"]: service for service in json_of(response)["services"]}
     assert set(services) == {"order-select", "order-sign"}
     assert services["order-select"]["id"] != services["order-sign"]["id"]
     for service in services.values():
@@ -62,7 +63,7 @@ def test_discovery_lists_one_service_per_order_hook_with_2_0_prefetch_tokens(cli
 def test_order_sign_with_lumbar_mri_is_assessed_with_a_card_and_a_rating(client: FlaskClient) -> None:
     response = client.post(SIGN, json=example_request())
     assert response.status_code == 200
-    body = response.json
+    body = json_of(response)
     assert len(body["cards"]) == 1
     card = body["cards"][0]
     extension = card["extension"]["lbp-imaging-cds"]
@@ -92,7 +93,7 @@ def test_order_sign_without_lumbar_imaging_answers_no_cards_and_fetches_nothing(
     request["fhirAuthorization"] = {"access_token": "t", "token_type": "Bearer", "subject": "x", "scope": "s"}
     response = client.post(SIGN, json=request)
     assert response.status_code == 200
-    assert response.json == {"cards": []}
+    assert json_of(response) == {"cards": []}
 
 
 def test_spec_library_order_sign_example_without_imaging_gets_no_cards(client: FlaskClient) -> None:
@@ -104,7 +105,7 @@ def test_spec_library_order_sign_example_without_imaging_gets_no_cards(client: F
     }
     response = client.post(SIGN, json=request)
     assert response.status_code == 200
-    assert response.json == {"cards": []}
+    assert json_of(response) == {"cards": []}
 
 
 def test_order_select_judges_only_the_selected_orders(client: FlaskClient) -> None:
@@ -115,9 +116,9 @@ def test_order_select_judges_only_the_selected_orders(client: FlaskClient) -> No
     request["context"]["selections"] = ["ServiceRequest/xray"]
     response = client.post(SELECT, json=request)
     assert response.status_code == 200
-    orders = [card["extension"]["lbp-imaging-cds"]["order"] for card in response.json["cards"]]
+    orders = [card["extension"]["lbp-imaging-cds"]["order"] for card in json_of(response)["cards"]]
     assert orders == ["ServiceRequest/xray"]
-    assert [a["resource"]["id"] for a in response.json["systemActions"]] == ["xray"]
+    assert [a["resource"]["id"] for a in json_of(response)["systemActions"]] == ["xray"]
 
 
 def test_order_sign_judges_every_lumbar_order(client: FlaskClient) -> None:
@@ -125,7 +126,7 @@ def test_order_sign_judges_every_lumbar_order(client: FlaskClient) -> None:
     ct = service_request("ct", "http://loinc.org", "30620-9")
     response = client.post(SIGN, json=with_orders(example_request(), mri, ct))
     assert response.status_code == 200
-    orders = sorted(card["extension"]["lbp-imaging-cds"]["order"] for card in response.json["cards"])
+    orders = sorted(card["extension"]["lbp-imaging-cds"]["order"] for card in json_of(response)["cards"])
     assert orders == ["ServiceRequest/ct", "ServiceRequest/mri"]
 
 
@@ -145,14 +146,14 @@ def test_sandbox_first_call_with_an_empty_order_gets_no_cards(client: FlaskClien
     request["context"]["selections"] = ["ServiceRequest/example-request-id"]
     response = client.post(SELECT, json=request)
     assert response.status_code == 200
-    assert response.json == {"cards": []}
+    assert json_of(response) == {"cards": []}
 
 
 def test_draft_orders_bundle_without_type_is_read(client: FlaskClient) -> None:
     request = example_request()
     assert "type" not in request["context"]["draftOrders"]
     response = client.post(SIGN, json=request)
-    assert len(response.json["cards"]) == 1
+    assert len(json_of(response)["cards"]) == 1
 
 
 def test_missing_patient_without_fhir_server_is_412_naming_what_is_missing(client: FlaskClient) -> None:
@@ -160,9 +161,9 @@ def test_missing_patient_without_fhir_server_is_412_naming_what_is_missing(clien
     del request["prefetch"]["patient"]
     response = client.post(SIGN, json=request)
     assert response.status_code == 412
-    assert response.json["error"] == "precondition-failed"
-    assert "patient" in response.json["message"]
-    assert "conditions" not in response.json["message"]
+    assert json_of(response)["error"] == "precondition-failed"
+    assert "patient" in json_of(response)["message"]
+    assert "conditions" not in json_of(response)["message"]
 
 
 def test_pama_connectathon_request_without_prefetch_or_token_is_412(client: FlaskClient) -> None:
@@ -170,7 +171,7 @@ def test_pama_connectathon_request_without_prefetch_or_token_is_412(client: Flas
     request = json.loads((REFERENCE / "pama_scenario-01-outbound-request.json").read_text())
     response = client.post("/cds-services/lbp-imaging-order-select", json=request)
     assert response.status_code == 412
-    assert "patient and conditions" in response.json["message"]
+    assert "patient and conditions" in json_of(response)["message"]
 
 
 def test_missing_observations_are_reported_as_not_checked_not_as_no_fever(client: FlaskClient) -> None:
@@ -178,7 +179,7 @@ def test_missing_observations_are_reported_as_not_checked_not_as_no_fever(client
     del request["prefetch"]["observations"]
     response = client.post(SIGN, json=request)
     assert response.status_code == 200
-    card = response.json["cards"][0]
+    card = json_of(response)["cards"][0]
     assert "observations" in card["detail"].lower()
     assert "could not be checked" in card["detail"].lower() or "not checked" in card["detail"].lower()
 
@@ -188,7 +189,7 @@ def test_null_prefetch_means_the_client_has_no_such_data(client: FlaskClient) ->
     request["prefetch"]["procedures"] = None
     response = client.post(SIGN, json=request)
     assert response.status_code == 200
-    assert len(response.json["cards"]) == 1
+    assert len(json_of(response)["cards"]) == 1
 
 
 def test_unknown_extra_fields_are_tolerated(client: FlaskClient) -> None:
