@@ -175,9 +175,10 @@ def rated_service_request(
     shallow: the answer shares the unchanged parts with the input, and neither is changed afterwards.
     """
     rated = dict(resource)
+    existing = rated.get("extension")
     kept = [
         extension
-        for extension in rated.get("extension", [])
+        for extension in (existing if isinstance(existing, list) else [])
         if not (
             isinstance(extension, dict) and str(extension.get("url", "")).startswith(_PAMA_EXTENSION_PREFIX)
         )
@@ -512,11 +513,8 @@ def _card(
 
 
 def _quiet(decision: Decision, judgement: OrderJudgement) -> bool:
-    """Cards a quiet site does not want: info cards that ask nothing of the clinician."""
-    return (
-        card_indicator(decision, judgement) == "info"
-        and judgement.pama_rating is not PamaRating.NOT_APPROPRIATE
-    )
+    """Cards a quiet site does not want: info cards, i.e. appropriate or no-criteria orders, not urgent."""
+    return card_indicator(decision, judgement) == "info"
 
 
 def build_hook_response(
