@@ -1,11 +1,12 @@
 """Verify the JWT a CDS client sends with every call (CDS Hooks 2.0, "Trusting CDS Clients").
 
 Checks, in order (cheap and local first, so an anonymous caller cannot make us fetch anything):
-bearer syntax; header `alg` ES384/RS384 only (never `none` or HMAC) and `kid`; `iss` on the allowlist;
-`jku`, when the client has a JWKS URL, equal to it; the key from that client's JWK Set (refreshed once on
-an unknown `kid`); signature; `aud` = a configured public base URL + the endpoint path; `exp`, `iat`,
-`nbf` against the injected clock with a small leeway; `tenant` when the client lists tenants; and last,
-`jti` not seen before (shared by every worker and replica through the ReplayGuard).
+bearer syntax; header `alg` ES384/RS384 only (never `none` or HMAC), `typ` JWT when given, and `kid`;
+`iss` on the allowlist; `jku`, when the client has a JWKS URL, equal to it; the key from that client's
+JWK Set (refreshed once on an unknown `kid`); signature; `aud` = a configured public base URL + the
+endpoint path; `exp`, `iat`, `nbf` against the injected clock with a small leeway, and a lifetime of at
+most an hour; `tenant` when the client lists tenants; and last, `jti` not seen before (shared by every
+worker and replica through the ReplayGuard).
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ ALLOWED_ALGORITHMS = ("ES384", "RS384")
 MAX_TOKEN_CHARS = 16 * 1024  # real CDS Hooks JWTs are well under 2 KB
 MAX_JTI_CHARS = 255  # what the replay store keeps per token
 MIN_RSA_BITS = 2048
+# CDS clients mint a token per call, valid for minutes (the Sandbox: 5). A longer-lived token is a
+# standing credential if stolen, and would keep its jti in the replay store for as long.
+DEFAULT_MAX_LIFETIME_SECONDS = 3600
 _REQUIRED_CLAIMS = ["iss", "aud", "exp", "iat", "jti"]
 _USER_AGENT = "lbp-imaging-cds (JWKS fetch)"
 
@@ -114,6 +118,7 @@ class JwtVerifier:
         clock: Callable[[], datetime],
         jwks_cache_seconds: float = 300,
         jwks_refresh_cooldown_seconds: float = 10,
+        max_lifetime_seconds: float = DEFAULT_MAX_LIFETIME_SECONDS,
     ) -> None:
         if not audiences:
             raise ValueError("at least one public base URL is needed to check `aud`")
@@ -121,6 +126,7 @@ class JwtVerifier:
         self._replay_guard = replay_guard
         self._base_urls = tuple(url.rstrip("/") for url in audiences)
         self._leeway = float(leeway_seconds)
+        self._max_lifetime = float(max_lifetime_seconds)
         self._clock = clock
         # One client per JWKS URL: it caches the set for `jwks_cache_seconds` and refetches at most once
         # per cooldown on an unknown kid (key rotation) so random kids cannot hammer the EHR.
@@ -169,6 +175,10 @@ class JwtVerifier:
         algorithm = header.get("alg")
         if algorithm not in ALLOWED_ALGORITHMS:
             raise AuthenticationError(f"alg {_text(algorithm)} is not allowed (only ES384, RS384)")
+        token_type = header.get("typ")
+        # Explicit typing (RFC 8725 3.11): another kind of JWT from the same issuer is not a CDS call.
+        if token_type is not None and (not isinstance(token_type, str) or token_type.upper() != "JWT"):
+            raise AuthenticationError(f"typ {_text(token_type)} is not JWT")
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid:
             raise AuthenticationError("header has no kid")
@@ -251,6 +261,8 @@ class JwtVerifier:
             raise AuthenticationError("iat is in the future")
         if expires < issued:
             raise AuthenticationError("exp is before iat")
+        if expires - now > self._max_lifetime + self._leeway:
+            raise AuthenticationError(f"exp is more than {self._max_lifetime:.0f} s away")
         if "nbf" in claims and _numeric_date(claims, "nbf") > now + self._leeway:
             raise AuthenticationError("token not yet valid (nbf)")
         return expires

@@ -139,16 +139,17 @@ def _write_request_line(status: int) -> None:
         return
     g.setdefault(_LOGGED_KEY, True)
     started = g.get(_STARTED_KEY)
+    client = g.get("cds_client")
+    # Handlers' fields first, so none of them can overwrite what the request really was.
     fields: dict[str, Any] = {
+        **g.get(_FIELDS_KEY, {}),
         "method": request.method,
         "path": _route_path(),
         "status": status,
         "duration_ms": round((time.perf_counter() - started) * 1000, 1) if started is not None else None,
     }
-    client = g.get("cds_client")
     if client is not None:
         fields["iss"] = client.iss
-    fields.update(g.get(_FIELDS_KEY, {}))
     logging.getLogger(REQUEST_LOGGER).info("request", extra=fields)
 
 

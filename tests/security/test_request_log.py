@@ -174,7 +174,7 @@ def test_annotate_outside_a_request_does_nothing_and_reserved_names_are_kept_apa
 
     @app.get("/x")
     def view() -> str:
-        annotate(name="clashes with LogRecord.name", message="and message")
+        annotate(name="clashes with LogRecord.name", message="and message", status=299, path="/forged")
         return "ok"
 
     app.test_client().get("/x")
@@ -183,6 +183,7 @@ def test_annotate_outside_a_request_does_nothing_and_reserved_names_are_kept_apa
     assert line["message"] == "request"
     assert line["name_"] == "clashes with LogRecord.name"
     assert line["message_"] == "and message"
+    assert (line["status"], line["path"]) == (200, "/x")  # what the request really was
 
 
 # --- configure_logging ----------------------------------------------------------------------------------

@@ -238,6 +238,19 @@ GOOD: list[tuple[str, HeaderMaker, str, str | None]] = [
         None,
     ),
     (
+        "lifetime of an hour (the most accepted)",
+        lambda w: w.es.headers(SERVICE_PATH, lifetime_seconds=3600),
+        ES_ISS,
+        None,
+    ),
+    (
+        "typ header in lower case",
+        lambda w: bearer(w.es.token(SERVICE_PATH, headers={"typ": "jwt"})),
+        ES_ISS,
+        None,
+    ),
+    ("no typ header", lambda w: bearer(w.es.token(SERVICE_PATH, headers={"typ": None})), ES_ISS, None),
+    (
         "lower-case bearer scheme",
         lambda w: {"Authorization": f"bearer {w.es.token(SERVICE_PATH)}"},
         ES_ISS,
@@ -331,6 +344,16 @@ BAD: list[tuple[str, HeaderMaker, str]] = [
         "exp before iat",
         lambda w: w.es.headers(SERVICE_PATH, iat=w.now + 30, exp=w.now + 10),
         "exp is before iat",
+    ),
+    (
+        "a lifetime beyond an hour (plus the leeway)",
+        lambda w: w.es.headers(SERVICE_PATH, exp=w.now + 3600 + LEEWAY + 1),
+        "exp is more than 3600 s away",
+    ),
+    (
+        "typ of another kind of JWT",
+        lambda w: bearer(w.es.token(SERVICE_PATH, headers={"typ": "at+jwt"})),
+        "typ 'at+jwt' is not JWT",
     ),
     ("exp not a number", lambda w: w.es.headers(SERVICE_PATH, exp="9999999999"), "exp is not a NumericDate"),
     ("exp missing", lambda w: w.es.headers(SERVICE_PATH, exp=None), "claim exp is missing"),
