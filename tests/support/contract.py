@@ -27,12 +27,15 @@ from flask.testing import FlaskClient
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError as SchemaValidationError
 from openapi_core import OpenAPI
-from openapi_core.contrib.werkzeug import WerkzeugOpenAPIRequest, WerkzeugOpenAPIResponse
+from openapi_core.contrib.werkzeug import WerkzeugOpenAPIResponse
+from openapi_core.datatypes import RequestParameters
 from openapi_core.templating.paths.exceptions import OperationNotFound, PathNotFound
 from openapi_core.validation.schemas.exceptions import InvalidSchemaValue
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
+from werkzeug.datastructures import Headers, ImmutableMultiDict
 from werkzeug.test import TestResponse
+from werkzeug.wrappers import Request
 
 from tests.support.cds_rules import card_rule_violations
 
@@ -100,14 +103,34 @@ def _describe_schema_error(error: SchemaValidationError) -> str:
     return f"{error.json_path!s}: {error.message!s}"
 
 
+class AnsweredRequest:
+    """The request of an answered call, as openapi-core reads it: method, path, parameters; no body.
+
+    openapi-core's werkzeug adapter reads the request body, which the app has already consumed (and
+    Werkzeug then reports a disconnected client); response validation needs only where the call went.
+    """
+
+    def __init__(self, request: Request) -> None:
+        self.host_url = request.host_url
+        self.path = request.root_path + request.path
+        self.method = request.method.lower()
+        self.content_type = request.content_type or "application/octet-stream"
+        self.body: bytes | None = None
+        self.parameters = RequestParameters(
+            query=ImmutableMultiDict(request.args), header=Headers(request.headers), cookie=request.cookies
+        )
+
+    @classmethod
+    def of(cls, request: Request) -> AnsweredRequest:
+        return cls(request)
+
+
 def contract_violations(response: TestResponse) -> list[str]:
     """Everything in `response` (from the Flask test client) that the contract does not allow."""
     request = response.request
     method = request.method.upper()
     spec = openapi_spec()
-    errors = list(
-        spec.iter_response_errors(WerkzeugOpenAPIRequest(request), WerkzeugOpenAPIResponse(response))
-    )
+    errors = list(spec.iter_response_errors(AnsweredRequest.of(request), WerkzeugOpenAPIResponse(response)))
     if (
         len(errors) == 1
         and isinstance(errors[0], PathNotFound)
