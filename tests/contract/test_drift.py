@@ -64,9 +64,10 @@ def _raised_error_codes() -> set[tuple[int, str]]:
                 and node.func.id == ApiError.__name__
                 and len(node.args) >= 2
                 and isinstance(node.args[0], ast.Constant)
+                and isinstance(node.args[0].value, int)
                 and isinstance(node.args[1], ast.Constant)
             ):
-                found.add((int(node.args[0].value), str(node.args[1].value)))
+                found.add((node.args[0].value, str(node.args[1].value)))
     return found
 
 
