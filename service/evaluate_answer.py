@@ -3,6 +3,10 @@
 Facts about the patient that are not known are `null`, never guessed; `dataGaps`, `uncheckedRedFlags`
 and `possibleVariants` say what could not be checked. Each order carries the same values as its card's
 `lbp-imaging-cds` extension (built by the same function), plus the card's summary and indicator.
+`episode.evidence` holds the low back pain Conditions, then the conservative therapy records.
+When no low back pain criteria apply to the patient, each modality reads `no-criteria-apply` (with its
+least-irradiating procedure) and `recommended` is null; `recommended` is null too when no imaging is
+appropriate (low back pain without red flags).
 """
 
 from __future__ import annotations

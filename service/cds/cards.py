@@ -366,7 +366,8 @@ def _unchecked_lines(decision: Decision, judgement: OrderJudgement) -> list[str]
     if judgement.applicable:
         for possible in decision.possible_variants:
             unknown = ", ".join(rules.term_title(term) for term in possible.unchecked)
-            lines.append(f"- {possible.id} ({possible.variant.title}) could apply; not known: {unknown}.")
+            variant = f"{possible.id} ({possible.variant.title})"
+            lines.append(f"- {variant} could apply, depending on what could not be checked: {unknown}.")
         if judgement.if_unchecked_present is not None:
             would_be = _phrase(judgement.if_unchecked_present)
             lines.append(f"- If these were present, this order would be rated **{would_be}**.")
