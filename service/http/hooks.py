@@ -22,12 +22,27 @@ from service.security import annotate
 
 blueprint = Blueprint("cds_hooks", __name__)
 
-# Why a prefetch key could not be had, in words for the card (no server detail, no PHI).
+# Why a prefetch key could not be had, in a clinician's words (no server detail, no PHI). The codes are
+# `GatherResult.missing` reasons; `*-and-<why>` codes share the wording of their `<why>`.
+_NO_ACCESS = "it was not prefetched and the EHR granted no FHIR server access"
 _MISSING_REASONS = {
-    "not-prefetched-and-no-fhirServer": "not prefetched, and no FHIR server access was granted",
-    "untrusted-fhirServer": "not prefetched, and the FHIR server is not on this client's allowlist",
-    "timeout": "the FHIR server did not answer in time",
-    "deadline": "the FHIR server did not answer in time",
+    "no-fhirServer": _NO_ACCESS,
+    "no-fhirAuthorization": _NO_ACCESS,
+    "no-access-token": _NO_ACCESS,
+    "malformed-access-token": "it was not prefetched and the FHIR access token was unusable",
+    "unsupported-token-type": "it was not prefetched and the FHIR access token was unusable",
+    "untrusted-fhirServer": "it was not prefetched and the FHIR server is not on this client's allowlist",
+    "template-not-fillable": "it was not prefetched and the query could not be built from the context",
+    "deadline": "the EHR's FHIR server did not answer in time",
+    "timeout": "the EHR's FHIR server did not answer in time",
+    "too-large": "the EHR's FHIR server answered with more data than the service accepts",
+    "connection-failed": "the EHR's FHIR server could not be reached",
+    "tls-error": "the EHR's FHIR server could not be reached securely",
+}
+_TRUNCATED_REASONS = {
+    "page-limit": "only the first pages of the result were read",
+    "resource-limit": "the result held more resources than the service reads",
+    "next-link-other-origin": "the rest of the result was on another server and was not read",
 }
 
 
@@ -52,21 +67,26 @@ def _allowed_fhir_servers(runtime_: Runtime) -> tuple[str, ...]:
 
 
 def _missing_reason(reason: str) -> str:
-    if reason.startswith("http-"):
-        return f"the FHIR server answered with an error ({reason.removeprefix('http-')})"
-    return _MISSING_REASONS.get(reason, f"it could not be fetched ({reason})")
+    why = reason.rsplit("-and-", 1)[-1]
+    if why.startswith("http-"):
+        return f"the EHR's FHIR server answered with an error (HTTP {why.removeprefix('http-')})"
+    return _MISSING_REASONS.get(why, "the EHR's FHIR server gave an unusable answer")
 
 
-def _fetch_gaps(missing: Mapping[str, str], kinds: Mapping[str, InputKind]) -> list[DataGap]:
-    """Say which prefetch queries could not be run and why, beside the mappings' own gaps."""
-    return [
-        DataGap(
-            id=f"{key}-not-available",
-            description=f"{key}: {_missing_reason(reason)}.",
-            affects=(kinds[key].value,),
-        )
+def _fetch_gaps(missing: Mapping[str, str], truncated: Mapping[str, str]) -> list[DataGap]:
+    """Say which prefetch queries could not be run, or were read only in part, and why."""
+    gaps = [
+        DataGap(id=f"{key}-not-available", description=f"{key} could not be read: {_missing_reason(reason)}.")
         for key, reason in sorted(missing.items())
     ]
+    gaps.extend(
+        DataGap(
+            id=f"{key}-incomplete",
+            description=f"{key} was read only in part: {_TRUNCATED_REASONS.get(reason, reason)}.",
+        )
+        for key, reason in sorted(truncated.items())
+    )
+    return gaps
 
 
 def _record_parts(values: Mapping[str, Any], kinds: Mapping[str, InputKind]) -> dict[InputKind, list[Any]]:
@@ -118,6 +138,7 @@ def _assess_orders(
         fhir_server=hook_request.fhir_server,
         fhir_authorization=hook_request.fhir_authorization,
         allowed_servers=_allowed_fhir_servers(runtime_),
+        hook_instance=hook_request.hook_instance,
     )
     annotate(fetch_ms=round(gathered.elapsed_ms, 1), fetched=list(gathered.fetched))
     _require_inputs(catalog.required_prefetch, gathered.missing)
@@ -126,8 +147,10 @@ def _assess_orders(
     record, quality_notes = build_record(parts)
     # A kind fed by several queries (MedicationRequest + MedicationStatement) of which one failed is
     # only partly known: what is there is evidence, the absence of a finding in it proves nothing.
+    # A truncated result is also partial.
+    partial = set(gathered.missing) | set(gathered.truncated)
     record.incomplete.update(
-        kind for key, kind in catalog.prefetch_inputs.items() if key in gathered.missing and kind in parts
+        kind for key, kind in catalog.prefetch_inputs.items() if key in partial and kind in parts
     )
     as_of = runtime_.clock().date()
     findings, decision = assess_record(
@@ -136,7 +159,7 @@ def _assess_orders(
         orders,
         as_of,
         quality_notes=quality_notes,
-        extra_gaps=_fetch_gaps(gathered.missing, catalog.prefetch_inputs),
+        extra_gaps=_fetch_gaps(gathered.missing, gathered.truncated),
     )
     assessment_id = runtime_.new_id()
     response = build_hook_response(
