@@ -249,6 +249,14 @@ GOOD: list[tuple[str, HeaderMaker, str, str | None]] = [
         ES_ISS,
         None,
     ),
+    (
+        "pinned keys and a jku as the Sandbox sends (never fetched)",
+        lambda w: bearer(
+            w.es.token(SERVICE_PATH, headers={"jku": "https://sandbox.cds-hooks.org/.well-known/jwks.json"})
+        ),
+        ES_ISS,
+        None,
+    ),
     ("no typ header", lambda w: bearer(w.es.token(SERVICE_PATH, headers={"typ": None})), ES_ISS, None),
     (
         "lower-case bearer scheme",
