@@ -127,7 +127,12 @@ def card_summary(decision: Decision, judgement: OrderJudgement) -> str:
     verdict = f"{title}: {_phrase(judgement.appropriateness)}"
     variants = [match.variant.title for match in decision.variants]
     alternative = judgement.alternative
-    better = f"; consider {_lower_first(alternative.rating.procedure.title)}" if alternative else ""
+    # Only a better category goes in the summary; an equal one without radiation is offered in the card.
+    better = (
+        f"; consider {_lower_first(alternative.rating.procedure.title)}"
+        if alternative and alternative.rating.appropriateness.rank > judgement.appropriateness.rank
+        else ""
+    )
     if order_is_urgent(decision, judgement):
         reason = " and ".join(decision.rules.flag_title(flag) for flag in decision.urgent_flags)
         candidates = [
@@ -429,7 +434,12 @@ def card_detail(decision: Decision, judgement: OrderJudgement) -> str:
         if judgement.alternative is not None:
             better = judgement.alternative.rating
             cells = ", ".join(f"{cell.variant} {cite(cell.citation)}" for cell in better.cells)
-            blocks.append(f"**Better choice:** {judgement.alternative.reason} ({cells})")
+            heading = (
+                "Better choice"
+                if better.appropriateness.rank > judgement.appropriateness.rank
+                else "Equally appropriate option"
+            )
+            blocks.append(f"**{heading}:** {judgement.alternative.reason} ({cells})")
         blocks.append("**Variants applied**\n" + "\n".join(_variant_lines(decision, cite)))
     if decision.red_flags:
         blocks.append("**Red flags found**\n" + "\n".join(_flag_lines(decision, decision.red_flags)))

@@ -295,6 +295,11 @@ def test_an_appropriate_order_with_a_radiation_free_equal_is_offered_it_without_
     (suggestion,) = card["suggestions"]
     assert suggestion["label"] == "Order lumbar MRI without contrast instead"
     assert suggestion["isRecommended"] is False
+    assert "MRI" not in card["summary"]  # an equal choice is not pushed in the summary
+    assert (
+        "**Equally appropriate option:** Lumbar MRI without contrast is rated usually appropriate;"
+        in card["detail"]
+    )
 
 
 @pytest.mark.parametrize("name", ["v5 mri", "neuro mri", "no criteria"])
