@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import traceback
 from typing import Any
 
 from flask import Flask, Response, jsonify
@@ -78,6 +79,15 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:
-        # The type only: exception text may quote patient data.
-        logger.error("unhandled error", extra={"error_type": type(error).__name__})
+        # The type and where it was raised, never the message: exception text may quote patient data.
+        frames = traceback.extract_tb(error.__traceback__)[-6:]
+        logger.error(
+            "unhandled error",
+            extra={
+                "error_type": type(error).__name__,
+                "where": [
+                    f"{frame.filename.rsplit('/', 2)[-1]}:{frame.lineno} {frame.name}" for frame in frames
+                ],
+            },
+        )
         return error_response(ApiError(500, "internal-error", "internal error; the incident was logged"))

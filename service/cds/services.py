@@ -49,6 +49,7 @@ class ServiceCatalog:
     services: Mapping[str, CdsService]
     prefetch_inputs: Mapping[str, InputKind]  # prefetch key -> the part of the record it feeds
     required_prefetch: tuple[str, ...]  # without these there is no answer (412)
+    prefetch_labels: Mapping[str, str]  # prefetch key -> what it holds, in a clinician's words
 
     def discovery(self) -> dict[str, Any]:
         return {"services": [service.discovery_entry() for service in self.services.values()]}
@@ -82,4 +83,10 @@ def load_catalog(path: Path = SERVICES_FILE) -> ServiceCatalog:
     for key in required:
         if key not in inputs:
             raise ValueError(f"{path.name}: requiredPrefetch names unknown key {key!r}")
-    return ServiceCatalog(services=services, prefetch_inputs=inputs, required_prefetch=required)
+    labels = dict(data["prefetchLabels"])
+    unlabelled = sorted(set(inputs) - set(labels))
+    if unlabelled:
+        raise ValueError(f"{path.name}: prefetchLabels lacks {', '.join(unlabelled)}")
+    return ServiceCatalog(
+        services=services, prefetch_inputs=inputs, required_prefetch=required, prefetch_labels=labels
+    )

@@ -73,16 +73,22 @@ def _missing_reason(reason: str) -> str:
     return _MISSING_REASONS.get(why, "the EHR's FHIR server gave an unusable answer")
 
 
-def _fetch_gaps(missing: Mapping[str, str], truncated: Mapping[str, str]) -> list[DataGap]:
+def _fetch_gaps(
+    missing: Mapping[str, str], truncated: Mapping[str, str], labels: Mapping[str, str]
+) -> list[DataGap]:
     """Say which prefetch queries could not be run, or were read only in part, and why."""
     gaps = [
-        DataGap(id=f"{key}-not-available", description=f"{key} could not be read: {_missing_reason(reason)}.")
+        DataGap(
+            id=f"{key}-not-available",
+            description=f"{labels.get(key, key)} could not be read: {_missing_reason(reason)}.",
+        )
         for key, reason in sorted(missing.items())
     ]
     gaps.extend(
         DataGap(
             id=f"{key}-incomplete",
-            description=f"{key} was read only in part: {_TRUNCATED_REASONS.get(reason, reason)}.",
+            description=f"{labels.get(key, key)} were read only in part: "
+            f"{_TRUNCATED_REASONS.get(reason, 'the result was cut short')}.",
         )
         for key, reason in sorted(truncated.items())
     )
@@ -159,7 +165,7 @@ def _assess_orders(
         orders,
         as_of,
         quality_notes=quality_notes,
-        extra_gaps=_fetch_gaps(gathered.missing, gathered.truncated),
+        extra_gaps=_fetch_gaps(gathered.missing, gathered.truncated, catalog.prefetch_labels),
     )
     assessment_id = runtime_.new_id()
     response = build_hook_response(
