@@ -199,3 +199,14 @@ def test_unknown_extra_fields_are_tolerated(client: FlaskClient) -> None:
     request["context"]["com.example.extra"] = {"x": 1}
     response = client.post(SIGN, json=request)
     assert response.status_code == 200
+
+
+def test_draft_order_without_an_id_gets_a_card_but_no_action_on_it(client: FlaskClient) -> None:
+    """Some clients send draft orders before the EHR has given them an id."""
+    order = service_request("x", "http://www.ama-assn.org/go/cpt", "72148")
+    del order["id"]
+    response = client.post(SIGN, json=with_orders(example_request(), order))
+    assert response.status_code == 200
+    (card,) = json_of(response)["cards"]
+    assert "suggestions" not in card
+    assert "systemActions" not in json_of(response)
