@@ -148,8 +148,7 @@ class JwtVerifier:
     def verify(self, authorization_header: str | None, endpoint_path: str) -> AuthenticatedClient:
         """The verified caller of `endpoint_path` (e.g. `/cds-services/x`), or AuthenticationError."""
         token = _bearer_token(authorization_header)
-        algorithm, kid, header = self._read_header(token)
-        client = self._client(token)
+        algorithm, kid, header, client = self._read_unverified(token)
         jku = header.get("jku")
         # With an inline (pinned) key set the jku is never fetched, so it cannot redirect us anywhere.
         if jku is not None and client.jwks_url is not None and jku != client.jwks_url:
@@ -166,12 +165,13 @@ class JwtVerifier:
             raise AuthenticationError(f"jti already used (replay) for {client.iss!r}")
         return AuthenticatedClient(iss=client.iss, fhir_servers=client.fhir_servers, tenant=tenant)
 
-    @staticmethod
-    def _read_header(token: str) -> tuple[str, str, Mapping[str, Any]]:
+    def _read_unverified(self, token: str) -> tuple[str, str, Mapping[str, Any], CdsClient]:
+        """Algorithm, kid, header and client from the token before any key is touched (parsed once)."""
         try:
-            header = jwt.get_unverified_header(token)
+            unverified = jwt.decode_complete(token, options={"verify_signature": False})
         except PyJWTError:
-            raise AuthenticationError("token is not a well-formed JWS") from None
+            raise AuthenticationError("token is not a well-formed JWS with a JSON payload") from None
+        header: Mapping[str, Any] = unverified["header"]
         algorithm = header.get("alg")
         if algorithm not in ALLOWED_ALGORITHMS:
             raise AuthenticationError(f"alg {_text(algorithm)} is not allowed (only ES384, RS384)")
@@ -182,18 +182,11 @@ class JwtVerifier:
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid:
             raise AuthenticationError("header has no kid")
-        return str(algorithm), kid, header
-
-    def _client(self, token: str) -> CdsClient:
-        try:
-            unverified = jwt.decode(token, options={"verify_signature": False})
-        except PyJWTError:
-            raise AuthenticationError("token payload is not a JSON object") from None
-        issuer = unverified.get("iss")
+        issuer = unverified["payload"].get("iss")
         client = self._registry.get(issuer) if isinstance(issuer, str) else None
         if client is None:
             raise AuthenticationError(f"iss {_text(issuer)} is not an allowed client")
-        return client
+        return str(algorithm), kid, header, client
 
     def _signing_key(self, client: CdsClient, kid: str, algorithm: str) -> jwt.PyJWK:
         key: jwt.PyJWK | None
