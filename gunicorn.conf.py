@@ -10,6 +10,9 @@ workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count()))
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 # Load the app once in the master (fhir.resources models, rules, value sets) and fork the workers.
 preload_app = True
+# No runtime control socket: it would be written to $HOME (read-only in the container) and shared by
+# every gunicorn of the same user on a host.
+control_socket_disable = True
 # A hook should answer in ~500 ms and the FHIR fetch deadline is 2 s: a worker stuck for 30 s is broken.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = 20
@@ -22,6 +25,18 @@ limit_request_field_size = 16384
 accesslog = None
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+# Gunicorn's own lines (worker start/exit, timeouts) as JSON lines like the app's, so one parser reads all.
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "service.security.request_log.JsonLinesFormatter"}},
+    "handlers": {
+        "stderr": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}
+    },
+    # The app installs its own root handler at start-up (service.security.configure_logging).
+    "root": {"level": loglevel.upper(), "handlers": []},
+    "loggers": {"gunicorn.error": {"handlers": ["stderr"], "level": loglevel.upper(), "propagate": False}},
+}
 
 
 def post_fork(server: Any, worker: Any) -> None:
