@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from fhir_mappings.model import Evidence
+
 
 def _require_aware(value: datetime, field_name: str) -> None:
     if value.tzinfo is None or value.utcoffset() is None:
@@ -36,6 +38,17 @@ class EvidenceReference:
     system: str | None = None
     code: str | None = None
     date: str | None = None  # as written in the record; partial dates allowed
+
+    @classmethod
+    def of(cls, finding: str, evidence: Evidence) -> EvidenceReference:
+        """The pointer part of a mapping's Evidence; its display text and detail are left behind."""
+        return cls(
+            finding=finding,
+            reference=evidence.reference,
+            system=evidence.system,
+            code=evidence.code,
+            date=evidence.date,
+        )
 
     def as_json(self) -> dict[str, str]:
         fields = {

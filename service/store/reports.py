@@ -4,7 +4,9 @@ The numbers an imaging committee or an ordering-clinician feedback report needs:
 appropriateness category, modality and procedure; assessments per ACR variant, red flag, unchecked red
 flag and data gap; for cards shown, how many got feedback and how many were accepted or overridden, with
 the coded override reasons. A card's outcome is its latest feedback item (by outcome timestamp), so a card
-overridden and later accepted counts once, as accepted. Free text is never part of the report.
+overridden and later accepted counts once, as accepted. Feedback counts with the assessment its card
+belongs to (so rates describe the cards shown in the period); feedback on cards this service did not
+issue is counted by when it was received. Free text is never part of the report.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from service.store import schema
 from service.store.database import WRITE_TRANSACTION, create_store_engine
-from service.store.migrations import Upgrade, migrate
+from service.store.migrations import UPGRADES, Upgrade, migrate
 from service.store.records import (
     AssessmentRecord,
     FeedbackItem,
@@ -70,7 +70,7 @@ class Store:
         patient_hash_key: str | None,
         clock: Clock,
         replay_grace: timedelta = timedelta(minutes=10),
-        upgrades: Sequence[Upgrade] | None = None,
+        upgrades: Sequence[Upgrade] = UPGRADES,
     ) -> Store:
         """Connect, create or migrate the schema, and return the store.
 
@@ -82,7 +82,7 @@ class Store:
         """
         engine = create_store_engine(database_url)
         try:
-            version = migrate(engine, now=clock(), **({} if upgrades is None else {"upgrades": upgrades}))
+            version = migrate(engine, now=clock(), upgrades=upgrades)
         except SQLAlchemyError as error:
             engine.dispose()
             raise StoreError(f"could not open the database: {type(error).__name__}") from error

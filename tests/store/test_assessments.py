@@ -10,7 +10,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import text
 
-from service.store import Store, StoreError
+from fhir_mappings.model import Evidence
+from service.store import EvidenceReference, Store, StoreError
 from tests.store.builders import (
     CPT,
     PATIENT_HASH_KEY,
@@ -178,3 +179,21 @@ def test_reopening_the_store_keeps_everything(open_store: Callable[..., Store]) 
     assert reopened.get_assessment("assessment-1") == before
     reopened.save_assessment(assessment(2))
     assert reopened.get_assessment("assessment-2") is not None
+
+
+def test_evidence_keeps_the_pointer_and_leaves_the_record_text_behind() -> None:
+    evidence = Evidence(
+        reference="Observation/weight-2",
+        code="29463-7",
+        system="http://loinc.org",
+        display="Body weight (typed by the nurse)",
+        date="2026-02-01",
+        detail="82 kg -> 76 kg (-7.3%)",
+    )
+    assert EvidenceReference.of("unexplained-weight-loss", evidence).as_json() == {
+        "finding": "unexplained-weight-loss",
+        "reference": "Observation/weight-2",
+        "system": "http://loinc.org",
+        "code": "29463-7",
+        "date": "2026-02-01",
+    }
