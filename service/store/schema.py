@@ -66,7 +66,9 @@ class JsonText(TypeDecorator[Any]):
         return None if value is None else json.loads(value)
 
 
-# Lengths bound what a caller can make us store; ids in FHIR are at most 64 characters.
+# Lengths for what the service itself produces or has already checked (ids, codes of its rules, feedback
+# fields the endpoint bounds). What an EHR sends unchecked (order references and codes, hookInstance) is
+# TEXT, so an odd value can never make the audit write fail; the request body limit bounds it.
 ID = 64
 REFERENCE = 256
 CODE = 128
@@ -88,7 +90,7 @@ assessments = Table(
     Column("assessment_id", String(ID), primary_key=True),
     Column("created_at", UtcDateTime, nullable=False),
     Column("service_id", String(ID), nullable=False),
-    Column("hook_instance", String(CODE)),
+    Column("hook_instance", Text),
     Column("client_iss", String(URI)),
     Column("patient_key", String(64)),  # HMAC-SHA256 hex of the patient reference
     Column("variants", JsonText, nullable=False),
@@ -114,9 +116,9 @@ assessment_orders = Table(
     ),
     Column("order_index", Integer, primary_key=True, autoincrement=False),
     Column("card_uuid", String(CODE), unique=True),
-    Column("order_reference", String(REFERENCE), nullable=False),
-    Column("order_code_system", String(URI), nullable=False),
-    Column("order_code", String(CODE), nullable=False),
+    Column("order_reference", Text, nullable=False),
+    Column("order_code_system", Text, nullable=False),
+    Column("order_code", Text, nullable=False),
     Column("procedure", String(CODE), nullable=False),
     Column("modality", String(16), nullable=False),
     Column("appropriateness", String(CODE), nullable=False),

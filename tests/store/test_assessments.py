@@ -156,9 +156,15 @@ def test_the_same_assessment_id_is_refused(store: Store) -> None:
     assert store.get_assessment("assessment-1")["orders"][0]["cardUuid"] == "card-1"  # type: ignore[index]
 
 
+def test_long_values_from_the_ehr_are_kept_whole(store: Store) -> None:
+    long_code = "7" * 300
+    store.save_assessment(assessment(1, hook_instance="h" * 300, orders=(order(1, order_code=long_code),)))
+    assert store.get_assessment("assessment-1")["orders"][0]["orderCode"]["code"] == long_code  # type: ignore[index]
+
+
 def test_a_value_longer_than_its_column_is_refused_by_name(store: Store) -> None:
-    with pytest.raises(ValueError, match=r"assessment_orders\.order_code is longer than 128"):
-        store.save_assessment(assessment(1, orders=(order(1, order_code="7" * 129),)))
+    with pytest.raises(ValueError, match=r"assessment_orders\.card_uuid is longer than 128"):
+        store.save_assessment(assessment(1, orders=(order(1, card_uuid="c" * 129),)))
     assert store.get_assessment("assessment-1") is None
 
 
