@@ -50,7 +50,15 @@ class EvidenceReference:
             date=evidence.date,
         )
 
+    def points_at_the_patient(self) -> bool:
+        # Any "Patient" path segment: relative, absolute and versioned references alike (erring safe).
+        return "Patient" in self.reference.split("/")
+
     def as_json(self) -> dict[str, str]:
+        """The stored form. Evidence on the Patient resource itself (age flags) keeps only its type: the
+        Patient's id is what the patient key hides, and its one dated fact is the birth date."""
+        if self.points_at_the_patient():
+            return {"finding": self.finding, "reference": "Patient"}
         fields = {
             "finding": self.finding,
             "reference": self.reference,

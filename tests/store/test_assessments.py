@@ -121,6 +121,28 @@ def test_patient_reference_is_never_stored_only_its_keyed_hash(store: Store, dat
     assert "very-recognisable-id" not in _all_text_in_database(database_url)
 
 
+def test_evidence_on_the_patient_resource_keeps_neither_its_id_nor_the_birth_date(
+    store: Store, database_url: str
+) -> None:
+    age = EvidenceReference(
+        finding="age-over-50", reference="Patient/very-recognisable-id", date="1961-02-03"
+    )
+    absolute = EvidenceReference(
+        finding="age-over-70", reference="https://fhir.example/r4/Patient/very-recognisable-id/_history/3"
+    )
+    store.save_assessment(
+        assessment(1, patient_reference="Patient/very-recognisable-id", evidence=(age, absolute))
+    )
+
+    assert store.get_assessment("assessment-1")["evidence"] == [  # type: ignore[index]
+        {"finding": "age-over-50", "reference": "Patient"},
+        {"finding": "age-over-70", "reference": "Patient"},
+    ]
+    stored = _all_text_in_database(database_url)
+    assert "very-recognisable-id" not in stored
+    assert "1961" not in stored
+
+
 def test_a_different_key_gives_a_different_hash(open_store: Callable[..., Store]) -> None:
     first = open_store()
     second = open_store(patient_hash_key="another-key")
