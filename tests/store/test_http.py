@@ -166,6 +166,13 @@ def test_rfc3339_timestamps_are_read_in_utc(app: Flask, client: FlaskClient, tim
     assert record["orders"][0]["feedback"][0]["outcomeTimestamp"].startswith("2021-12-11T10:05:31")  # type: ignore[index]
 
 
+def test_harmless_quirks_of_real_clients_are_tolerated(app: Flask, client: FlaskClient) -> None:
+    _store(app).save_assessment(assessment(1, client_iss=None))
+    item = _overridden("card-1", acceptedSuggestions=[], overrideReason={}, extension={"x": 1})
+    response = client.post(FEEDBACK, json={"feedback": [item], "extension": {"vendor": True}})
+    assert response.json == {"received": 1, "linked": 1, "unknownCards": []}
+
+
 GOOD = _accepted("card-1")
 
 
