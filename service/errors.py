@@ -9,6 +9,8 @@ from typing import Any
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
+from service.store import StoreError
+
 logger = logging.getLogger("lbp.errors")
 
 # Werkzeug's own HTTP errors (routing, body size, methods) mapped to our codes.
@@ -76,6 +78,14 @@ def register_error_handlers(app: Flask) -> None:
         if status == 405 and error.get_response().headers.get("Allow"):
             response.headers["Allow"] = error.get_response().headers["Allow"]
         return response
+
+    @app.errorhandler(StoreError)
+    def _store_unavailable(error: StoreError) -> Response:
+        # No advice without its audit record: the client carries on without us and may retry.
+        logger.error("audit store unavailable", extra={"error_type": type(error).__name__})
+        return error_response(
+            ApiError(503, "service-unavailable", "the audit store is unavailable; no advice was given")
+        )
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import copy
 import json
+import sqlite3
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 
+from service.runtime import EXTENSION_KEY
 from tests.api.test_hooks import SELECT, SIGN, example_request
 from tests.support.http import json_of
 
@@ -187,3 +190,15 @@ def test_evaluate_with_a_body_that_is_not_a_bundle_is_400(
     response = client.post("/evaluate", json=body)
     assert response.status_code == 400
     assert json_of(response)["location"] == location
+
+
+def test_an_unavailable_audit_store_is_503_and_no_advice_is_given(app: Flask, client: FlaskClient) -> None:
+    """No card leaves without its audit record: when the database cannot be written, the client is told
+    to carry on without this service."""
+    database = app.extensions[EXTENSION_KEY].settings.database_url.removeprefix("sqlite:///")
+    with sqlite3.connect(database) as connection:  # a broken database: the write fails
+        connection.execute("DROP TABLE assessment_orders")
+    response = client.post(SIGN, json=example_request())
+    assert response.status_code == 503
+    assert json_of(response)["error"] == "service-unavailable"
+    assert "cards" not in json_of(response)
