@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
 from typing import Any
@@ -10,6 +11,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from tests.api.test_hooks import SIGN, example_request
+from tests.support.http import json_of
 
 ICD10 = "http://hl7.org/fhir/sid/icd-10-cm"
 LOINC = "http://loinc.org"
@@ -69,14 +71,21 @@ def _procedure(index: int) -> dict[str, Any]:
 
 def large_request() -> dict[str, Any]:
     """About 200 resources, shaped like a real record: mostly things that are not red flags."""
-    codes = ["I10", "E11.9", "J45.909", "K21.9", "M54.50", "F41.1", "E78.5", "Z85.3"]
+    # A typical problem list: many unrelated diagnoses, one low back pain episode, one cancer history.
+    codes = [
+        "M54.50", "Z85.3",
+        "I10", "E11.9", "J45.909", "K21.9", "F41.1", "E78.5", "E66.9", "G47.33", "M17.11", "N40.0",
+        "H52.4", "J30.9", "K58.9", "L40.0", "M79.7", "R51.9", "Z00.00", "Z23", "E03.9", "F32.A",
+    ]  # fmt: skip
 
     def bundle(resources: list[dict[str, Any]]) -> dict[str, Any]:
         return {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": r} for r in resources]}
 
     request = example_request()
     prefetch = request["prefetch"]
-    prefetch["conditions"] = bundle([_condition(i, codes[i % len(codes)]) for i in range(60)])
+    prefetch["conditions"] = bundle(
+        [_condition(i, codes[i] if i < len(codes) else codes[2 + i % 20]) for i in range(60)]
+    )
     prefetch["observations"] = bundle([_observation(i) for i in range(80)])
     prefetch["medicationRequests"] = bundle([_medication(i) for i in range(30)])
     prefetch["procedures"] = bundle([_procedure(i) for i in range(30)])
@@ -84,20 +93,31 @@ def large_request() -> dict[str, Any]:
 
 
 def test_order_sign_with_200_prefetched_resources_costs_a_few_ms_of_cpu(app: Flask) -> None:
-    app.test_client_class = FlaskClient  # measure the server, not the contract checks of the test client
+    """Server CPU only: measured around the WSGI app, with the request body encoded once beforehand."""
+    server_ms: list[float] = []
+    inner = app.wsgi_app
+
+    def timed(environ: Any, start_response: Any) -> Any:
+        started = time.process_time()
+        try:
+            return list(inner(environ, start_response))
+        finally:
+            server_ms.append((time.process_time() - started) * 1000)
+
+    app.wsgi_app = timed  # type: ignore[method-assign]
+    app.test_client_class = FlaskClient  # the contract checks run in the test, not the server
     client = app.test_client()
     request = large_request()
     assert sum(len(v.get("entry", [])) for v in request["prefetch"].values() if v) >= 200
+    body = json.dumps(request).encode()
     for _ in range(3):  # warm-up: first-use imports and caches
-        assert client.post(SIGN, json=request).status_code == 200
-    samples = []
-    for _ in range(20):
-        started = time.process_time()
-        response = client.post(SIGN, json=request)
-        samples.append((time.process_time() - started) * 1000)
+        assert client.post(SIGN, data=body, content_type="application/json").status_code == 200
+    server_ms.clear()
+    for _ in range(30):
+        response = client.post(SIGN, data=body, content_type="application/json")
         assert response.status_code == 200
-    median = statistics.median(samples)
-    print(f"order-sign with ~200 resources: median {median:.1f} ms CPU, max {max(samples):.1f} ms")
-    # "A few ms" on a developer laptop; the bound leaves room for a shared 2-core CI machine and the
-    # test client's own JSON encoding, which the server does not pay.
-    assert median < 30
+        assert json_of(response)["cards"][0]["extension"]["lbp-imaging-cds"]["redFlags"]
+    median = statistics.median(server_ms)
+    print(f"order-sign with ~200 resources: server CPU median {median:.1f} ms, max {max(server_ms):.1f} ms")
+    # A few ms on an idle machine; the bound leaves room for a loaded 2-core CI machine.
+    assert median < 25
