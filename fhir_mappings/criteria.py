@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
+from functools import cache
+from types import MappingProxyType
 
 from fhir_mappings.model import RED_FLAG_IDS, InputKind
 from fhir_mappings.terminology import ValueSetError, load_value_sets
@@ -201,16 +203,20 @@ def check_criteria() -> None:
         raise ValueSetError(f"value sets named by the red-flag criteria are missing: {', '.join(missing)}")
 
 
+@cache
 def condition_value_sets() -> tuple[str, ...]:
-    """Every value set a Condition is read against: the red-flag criteria and the low back pain episode."""
+    """Every value set a Condition is read against: the red-flag criteria and the low back pain episode.
+
+    Cached: it names the code index read for every Condition (the table is constant)."""
     ids = [criterion.value_set for flag in RED_FLAGS.values() for criterion in flag.conditions]
     return (LOW_BACK_PAIN, *dict.fromkeys(ids))
 
 
+@cache
 def flags_by_value_set() -> Mapping[str, tuple[str, ...]]:
-    """Condition value set id -> the red flags it can show."""
+    """Condition value set id -> the red flags it can show (built once: read for every order reason)."""
     result: dict[str, list[str]] = {}
     for flag in RED_FLAGS.values():
         for criterion in flag.conditions:
             result.setdefault(criterion.value_set, []).append(flag.id)
-    return {vs_id: tuple(flags) for vs_id, flags in result.items()}
+    return MappingProxyType({vs_id: tuple(flags) for vs_id, flags in result.items()})

@@ -16,6 +16,7 @@ import calendar
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 _FHIR_DATE = re.compile(
@@ -39,25 +40,43 @@ def parse_fhir_date(value: Any) -> DateSpan | None:
     """The span of days a FHIR date/dateTime/instant string could mean; None when it is not one."""
     if not isinstance(value, str):
         return None
+    return _parse(value)
+
+
+# A record repeats its dates (problem lists, daily vitals), and order-select and order-sign send the same
+# record again: remembering recent strings skips the parse. DateSpan is immutable, so sharing is safe.
+@lru_cache(maxsize=4096)
+def _parse(value: str) -> DateSpan | None:
+    if len(value) == 10 and value[4] == "-" and value[7] == "-" and value.isascii():
+        # Fast path for the most common form, a full date (YYYY-MM-DD), without the regular expression.
+        year, month, day = value[:4], value[5:7], value[8:]
+        if year.isdigit() and month.isdigit() and day.isdigit():
+            try:
+                full = date(int(year), int(month), int(day))
+            except ValueError:
+                return None  # e.g. month 13, 30 February, year 0
+            return DateSpan(full, full, value)
     match = _FHIR_DATE.match(value.strip())
     if match is None:
         return None
     try:
-        year = int(match["year"])
+        year_number = int(match["year"])
         if match["month"] is None:
-            return DateSpan(date(year, 1, 1), date(year, 12, 31), value)
-        month = int(match["month"])
+            return DateSpan(date(year_number, 1, 1), date(year_number, 12, 31), value)
+        month_number = int(match["month"])
         if match["day"] is None:
-            last_day = calendar.monthrange(year, month)[1]
-            return DateSpan(date(year, month, 1), date(year, month, last_day), value)
-        day = date(year, month, int(match["day"]))
+            last_day = calendar.monthrange(year_number, month_number)[1]
+            return DateSpan(
+                date(year_number, month_number, 1), date(year_number, month_number, last_day), value
+            )
+        day_of = date(year_number, month_number, int(match["day"]))
         if match["time"] is None or match["zone"] is None:
-            return DateSpan(day, day, value)
+            return DateSpan(day_of, day_of, value)
         instant = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         utc_day = instant.astimezone(UTC).date()
     except (ValueError, OverflowError):
         return None  # e.g. month 13, 30 February, year 0
-    return DateSpan(min(day, utc_day), max(day, utc_day), value)
+    return DateSpan(min(day_of, utc_day), max(day_of, utc_day), value)
 
 
 def completed_years(born: date, on: date) -> int:

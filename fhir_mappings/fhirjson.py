@@ -28,27 +28,48 @@ def as_text(value: Any) -> str | None:
 
 def child(resource: Any, *path: str) -> Any:
     """`child(r, "code", "text")` -> r["code"]["text"], or None when any step is missing or not an object."""
+    # Called thousands of times per request: the plain-dict test is inlined (see `is_object`).
     current = resource
     for key in path:
-        if not is_object(current):
+        if type(current) is not dict and not isinstance(current, Mapping):
             return None
         current = current.get(key)
     return current
 
 
+def _text_field(resource: Any, key: str) -> str | None:
+    """`as_text(child(resource, key))` for one key, without the generic path walk (hot path)."""
+    if type(resource) is not dict and not isinstance(resource, Mapping):
+        return None
+    value = resource.get(key)
+    return value if isinstance(value, str) and value.strip() else None
+
+
 def resource_type(resource: Any) -> str | None:
-    return as_text(child(resource, "resourceType"))
+    return _text_field(resource, "resourceType")
 
 
 def resource_id(resource: Any) -> str | None:
-    return as_text(child(resource, "id"))
+    return _text_field(resource, "id")
 
 
 def codings(concept: Any) -> Iterator[Coding]:
     """The codings of a CodeableConcept (entries that are not objects are skipped)."""
-    for coding in as_list(child(concept, "coding")):
-        if is_object(coding):
-            yield as_text(coding.get("system")), as_text(coding.get("code")), as_text(coding.get("display"))
+    # The hottest reader of a record: every candidate resource's codes pass here, so the helpers are
+    # inlined (same semantics as `as_list(child(concept, "coding"))` and `as_text` on each field).
+    if type(concept) is not dict and not isinstance(concept, Mapping):
+        return
+    entries = concept.get("coding")
+    if not isinstance(entries, list):
+        return
+    for coding in entries:
+        if type(coding) is dict or isinstance(coding, Mapping):
+            system, code, display = coding.get("system"), coding.get("code"), coding.get("display")
+            yield (
+                system if isinstance(system, str) and system.strip() else None,
+                code if isinstance(code, str) and code.strip() else None,
+                display if isinstance(display, str) and display.strip() else None,
+            )
 
 
 def concept_codes(concept: Any) -> set[str]:
@@ -87,4 +108,4 @@ def local_reference(resource: Resource) -> str:
 
 def status_of(resource: Any) -> str | None:
     """The resource's `status` code, or None when missing or not a string."""
-    return as_text(child(resource, "status"))
+    return _text_field(resource, "status")

@@ -176,11 +176,17 @@ def value_set(identifier: str) -> ValueSet:
         raise ValueSetError(f"value set {identifier}.json is missing from {VALUESET_DIR}") from None
 
 
+# Distinct (system, code) answers remembered per index. A hospital's records reuse a few thousand codes,
+# so repeated requests mostly hit; the bound keeps odd or hostile input from growing it without end.
+_MEMO_LIMIT = 8192
+_NONE: frozenset[str] = frozenset()
+
+
 class CodeIndex:
     """Which of several value sets contain a coding, with one dict lookup per code prefix.
 
     Mapping a record asks this for every coding of every candidate resource, so it must not loop over
-    the value sets.
+    the value sets; answers are memoised per (system, code) because the same codes recur in every record.
     """
 
     def __init__(self, value_sets: Iterable[ValueSet]) -> None:
@@ -188,6 +194,7 @@ class CodeIndex:
         self._icd10: dict[str, set[str]] = {}
         self._ranges: list[tuple[str, str, str]] = []
         self._exclusions: dict[str, tuple[str, ...]] = {}
+        self._memo: dict[tuple[str | None, str | None], frozenset[str]] = {}
         for vs in value_sets:
             for system, codes in vs.codes.items():
                 target = self._icd10 if system == ICD10CM else None
@@ -200,12 +207,22 @@ class CodeIndex:
             if vs.icd10_exclusions:
                 self._exclusions[vs.id] = vs.icd10_exclusions
 
-    def matching(self, system: str | None, code: str | None) -> set[str]:
+    def matching(self, system: str | None, code: str | None) -> frozenset[str]:
         """The ids of the indexed value sets that contain this coding (empty for other systems)."""
+        key = (system, code)
+        found = self._memo.get(key)
+        if found is None:
+            found = self._match(system, code)
+            if len(self._memo) >= _MEMO_LIMIT:
+                self._memo.clear()  # rare; a plain dict keeps the hit path cheap (no LRU bookkeeping)
+            self._memo[key] = found
+        return found
+
+    def _match(self, system: str | None, code: str | None) -> frozenset[str]:
         if not system or not code:
-            return set()
+            return _NONE
         if system != ICD10CM:
-            return set(self._exact.get((system, code.strip()), ()))
+            return frozenset(self._exact.get((system, code.strip()), ()))
         normalized = normalize_icd10(code)
         found: set[str] = set()
         for length in range(3, len(normalized) + 1):
@@ -215,7 +232,7 @@ class CodeIndex:
         for vs_id in [vs_id for vs_id in found if vs_id in self._exclusions]:
             if any(normalized.startswith(prefix) for prefix in self._exclusions[vs_id]):
                 found.discard(vs_id)
-        return found
+        return frozenset(found)
 
 
 @cache
