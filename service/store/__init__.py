@@ -13,7 +13,13 @@ from service.store.records import (
     OrderRecord,
     OverrideReason,
 )
-from service.store.reports import ReportWindowError, Summary, format_summary, report_window
+from service.store.reports import (
+    ReportParameterError,
+    ReportWindowError,
+    Summary,
+    format_summary,
+    report_window,
+)
 from service.store.store import Store, StoreError
 
 __all__ = [
@@ -24,6 +30,7 @@ __all__ = [
     "FeedbackReceipt",
     "OrderRecord",
     "OverrideReason",
+    "ReportParameterError",
     "ReportWindowError",
     "Store",
     "StoreError",

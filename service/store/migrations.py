@@ -49,8 +49,21 @@ class Upgrade:
     apply: Callable[[Connection], None]
 
 
-# Steps after the baseline, in order; the first one will be version 2.
-UPGRADES: tuple[Upgrade, ...] = ()
+def _add_orderer_key(connection: Connection) -> None:
+    """v2: who ordered, as a keyed hash, so a report can be given per ordering clinician.
+
+    Plain SQL frozen at this version (not the current `schema`), valid on SQLite and PostgreSQL. Rows
+    written before it keep NULL: their orderer was never recorded. Additive, so a v1 release still
+    running beside a v2 one during a rolling upgrade keeps writing (leaving the column NULL).
+    """
+    connection.execute(text("ALTER TABLE assessments ADD COLUMN orderer_key VARCHAR(64)"))
+    connection.execute(text("CREATE INDEX ix_assessments_orderer_key ON assessments (orderer_key)"))
+
+
+# Steps after the baseline, in order, numbered from 2.
+UPGRADES: tuple[Upgrade, ...] = (
+    Upgrade(2, "assessments.orderer_key: keyed hash of the ordering clinician", _add_orderer_key),
+)
 
 
 class MigrationError(RuntimeError):

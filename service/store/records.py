@@ -1,9 +1,9 @@
 """What the store keeps: typed, frozen records the service fills from its decision and from feedback.
 
-Nothing here may identify a patient. The patient reference is turned into a keyed hash by the store
-before it is written; evidence is kept as references (resource type/id, code, date), never as the
-record's text; and of a clinician's override comment only the fact that there was one is kept (the text
-can name the patient, see `FeedbackItem.user_comment_present`).
+Nothing here may identify a patient. The patient reference, and the ordering clinician's, are turned
+into keyed hashes by the store before they are written; evidence is kept as references (resource
+type/id, code, date), never as the record's text; and of a clinician's override comment only the fact
+that there was one is kept (the text can name the patient, see `FeedbackItem.user_comment_present`).
 """
 
 from __future__ import annotations
@@ -96,6 +96,8 @@ class AssessmentRecord:
     hook_instance: str | None = None
     client_iss: str | None = None
     patient_reference: str | None = None  # "Patient/<id>"; stored only as a keyed hash
+    # The ordering clinician, CDS Hooks context.userId ("Practitioner/<id>"); stored only as a keyed hash.
+    orderer_reference: str | None = None
     variants: tuple[str, ...] = ()  # ids of the ACR variants that applied
     red_flags: tuple[str, ...] = ()  # red-flag ids found present
     unchecked_red_flags: tuple[str, ...] = ()  # red-flag ids that could not be checked (unknown)

@@ -7,6 +7,12 @@ the coded override reasons. A card's outcome is its latest feedback item (by out
 overridden and later accepted counts once, as accepted. Feedback counts with the assessment its card
 belongs to (so rates describe the cards shown in the period); feedback on cards this service did not
 issue is counted by when it was received. Free text is never part of the report.
+
+An ordering-clinician report is the same report restricted to the assessments of one clinician's orders
+(`OrdererFilter`, matched on the keyed hash stored in place of CDS Hooks `context.userId`). It is only
+given for a clinician named in the request: the committee report never lists clinicians, because a list
+of opaque keys tells a committee nothing and a key with its volume can be recognised. Feedback on cards
+this service did not issue cannot be attributed to a clinician, so that count is left out of it.
 """
 
 from __future__ import annotations
@@ -27,13 +33,25 @@ Summary = dict[str, Any]
 DEFAULT_REPORT_DAYS = 30
 
 
-class ReportWindowError(ValueError):
-    """A report bound cannot be read; `parameter` names it ("from" or "to")."""
+class ReportParameterError(ValueError):
+    """A report parameter cannot be used; `parameter` names it ("from", "to" or "orderer")."""
 
     def __init__(self, parameter: str, message: str) -> None:
         super().__init__(message)
         self.parameter = parameter
         self.message = message
+
+
+class ReportWindowError(ReportParameterError):
+    """A report bound cannot be read; `parameter` names it ("from" or "to")."""
+
+
+@dataclass(frozen=True, slots=True)
+class OrdererFilter:
+    """One ordering clinician's assessments only."""
+
+    reference: str  # as the caller gave it ("Practitioner/123"); shown in the report, never stored
+    key: str  # its keyed hash, as stored in `assessments.orderer_key`
 
 
 def parse_bound(parameter: str, value: str, *, is_end: bool) -> datetime:
@@ -99,12 +117,16 @@ class _CardTally:
         }
 
 
-def summarise(connection: Connection, start: datetime, end: datetime) -> Summary:
-    """The report for assessments created in [start, end)."""
+def summarise(
+    connection: Connection, start: datetime, end: datetime, *, orderer: OrdererFilter | None = None
+) -> Summary:
+    """The report for assessments created in [start, end), of one ordering clinician if `orderer`."""
     if start >= end:
         raise ValueError("the report period must end after it starts")
     a, o, f = schema.assessments, schema.assessment_orders, schema.feedback
     in_period = and_(a.c.created_at >= start, a.c.created_at < end)
+    if orderer is not None:
+        in_period = and_(in_period, a.c.orderer_key == orderer.key)
 
     assessments = 0
     urgent = 0
@@ -186,16 +208,19 @@ def summarise(connection: Connection, start: datetime, end: datetime) -> Summary
                 key = (item["override_reason_system"], item["override_reason_code"])
                 reasons[(*key, item["override_reason_display"] or "")] += 1
 
-    unlinked = connection.execute(
-        select(func.count())
-        .select_from(f)
-        .where(f.c.assessment_id.is_(None), f.c.received_at >= start, f.c.received_at < end)
-    ).scalar_one()
+    unlinked: dict[str, int] = {}
+    if orderer is None:
+        unlinked["feedbackOnUnknownCards"] = connection.execute(
+            select(func.count())
+            .select_from(f)
+            .where(f.c.assessment_id.is_(None), f.c.received_at >= start, f.c.received_at < end)
+        ).scalar_one()
 
     latencies.sort()
     return {
         "from": iso_utc(start),
         "to": iso_utc(end),
+        **({"orderer": orderer.reference} if orderer is not None else {}),
         "assessments": assessments,
         "urgentAssessments": urgent,
         "orders": sum(per_appropriateness.values()),
@@ -214,7 +239,7 @@ def summarise(connection: Connection, start: datetime, end: datetime) -> Summary
         },
         "overrideReasons": _merged_reasons(reasons),
         "overridesWithoutReason": overrides_without_reason,
-        "feedbackOnUnknownCards": unlinked,
+        **unlinked,
         "latencyMs": {
             "median": _nearest_rank(latencies, 0.5),
             "p95": _nearest_rank(latencies, 0.95),
@@ -250,7 +275,8 @@ def _merged_reasons(reasons: Counter[tuple[str, str, str]]) -> list[dict[str, An
 
 def format_summary(summary: Summary) -> str:
     """The report as plain-text tables for a terminal."""
-    lines = [f"Assessments from {summary['from']} to {summary['to']}", ""]
+    whose = f" of orders by {summary['orderer']}" if "orderer" in summary else ""
+    lines = [f"Assessments{whose} from {summary['from']} to {summary['to']}", ""]
 
     def table(title: str, rows: Iterable[tuple[str, str]]) -> None:
         rows = list(rows)
@@ -268,15 +294,14 @@ def format_summary(summary: Summary) -> str:
     def percent(rate: float | None) -> str:
         return "-" if rate is None else f"{rate * 100:.1f}%"
 
-    table(
-        "Totals",
-        [
-            ("assessments", str(summary["assessments"])),
-            ("urgent assessments", str(summary["urgentAssessments"])),
-            ("judged orders", str(summary["orders"])),
-            ("feedback on unknown cards", str(summary["feedbackOnUnknownCards"])),
-        ],
-    )
+    totals = [
+        ("assessments", str(summary["assessments"])),
+        ("urgent assessments", str(summary["urgentAssessments"])),
+        ("judged orders", str(summary["orders"])),
+    ]
+    if "feedbackOnUnknownCards" in summary:  # not in a clinician's report
+        totals.append(("feedback on unknown cards", str(summary["feedbackOnUnknownCards"])))
+    table("Totals", totals)
     counts("Orders by appropriateness", "byAppropriateness")
     counts("Orders by PAMA rating", "byPamaRating")
     counts("Orders by modality", "byModality")

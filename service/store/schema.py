@@ -93,6 +93,9 @@ assessments = Table(
     Column("hook_instance", Text),
     Column("client_iss", String(URI)),
     Column("patient_key", String(64)),  # HMAC-SHA256 hex of the patient reference
+    # HMAC-SHA256 hex of the ordering clinician (CDS Hooks context.userId), under a key derived for
+    # clinicians (see Store.orderer_key); NULL for /evaluate, or without CDS_PATIENT_HASH_KEY. Schema v2.
+    Column("orderer_key", String(64)),
     Column("variants", JsonText, nullable=False),
     Column("red_flags", JsonText, nullable=False),
     Column("unchecked_red_flags", JsonText, nullable=False),
@@ -103,6 +106,7 @@ assessments = Table(
     Column("latency_ms", Float, nullable=False),
     Index("ix_assessments_created_at", "created_at"),
     Index("ix_assessments_patient_key", "patient_key"),
+    Index("ix_assessments_orderer_key", "orderer_key"),
 )
 
 assessment_orders = Table(

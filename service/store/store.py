@@ -29,7 +29,7 @@ from service.store.records import (
     FeedbackReceipt,
     iso_utc,
 )
-from service.store.reports import Summary, summarise
+from service.store.reports import OrdererFilter, ReportParameterError, Summary, summarise
 
 logger = logging.getLogger("lbp.store")
 
@@ -38,6 +38,9 @@ Clock = Callable[[], datetime]
 REPLAY_SWEEP_INTERVAL = timedelta(minutes=5)
 # Rows deleted per transaction when purging, so a big purge never holds SQLite's write lock for long.
 PURGE_BATCH = 500
+# Domain separation: a clinician's key is the HMAC of this prefix + the reference, a patient's the HMAC of
+# the bare reference, so under the one secret the two kinds of key can never be matched to each other.
+ORDERER_KEY_PREFIX = b"orderer:"
 
 
 class StoreError(RuntimeError):
@@ -74,9 +77,11 @@ class Store:
     ) -> Store:
         """Connect, create or migrate the schema, and return the store.
 
-        `patient_hash_key` (CDS_PATIENT_HASH_KEY) keys the HMAC that stands in for the patient
-        reference; without it no patient key is stored at all (records cannot be grouped per patient),
-        because a hash without a secret would be reversible by trying every patient id.
+        `patient_hash_key` (CDS_PATIENT_HASH_KEY) keys the HMACs that stand in for the patient reference
+        and for the ordering clinician (`patient_key`, `orderer_key`); without it neither is stored at all
+        (records cannot be grouped per patient or clinician), because a hash without a secret would be
+        reversible by trying every patient or practitioner id. Changing the key starts new groups: old
+        records keep keys that the new one no longer matches.
         `replay_grace`: how long past its expiry a JWT id is remembered; must exceed the JWT leeway.
         `upgrades`: the schema steps (tests pass their own; the default is the release's).
         """
@@ -91,8 +96,8 @@ class Store:
             raise
         if not patient_hash_key:
             logger.warning(
-                "CDS_PATIENT_HASH_KEY is not set: assessments are stored without a patient key, so reports "
-                "cannot group them per patient"
+                "CDS_PATIENT_HASH_KEY is not set: assessments are stored without a patient or orderer key, "
+                "so reports cannot group them per patient or per ordering clinician"
             )
         logger.info("store opened", extra={"database": engine.dialect.name, "schema_version": version})
         return cls(engine, patient_hash_key=patient_hash_key, clock=clock, replay_grace=replay_grace)
@@ -133,11 +138,21 @@ class Store:
 
     # -- assessments ----------------------------------------------------------------------------
 
+    def _keyed_hash(self, message: bytes) -> str | None:
+        if self._patient_hash_key is None:
+            return None
+        return hmac.new(self._patient_hash_key, message, hashlib.sha256).hexdigest()
+
     def patient_key(self, patient_reference: str | None) -> str | None:
         """The keyed hash stored in place of the patient reference (None without a key or reference)."""
-        if not patient_reference or self._patient_hash_key is None:
-            return None
-        return hmac.new(self._patient_hash_key, patient_reference.encode(), hashlib.sha256).hexdigest()
+        return self._keyed_hash(patient_reference.encode()) if patient_reference else None
+
+    def orderer_key(self, orderer_reference: str | None) -> str | None:
+        """The keyed hash stored in place of the ordering clinician's reference (CDS Hooks
+        `context.userId`, e.g. "Practitioner/123"); None without a key or reference. Surrounding
+        whitespace is ignored, so the report's `orderer=` matches however it was typed."""
+        reference = (orderer_reference or "").strip()
+        return self._keyed_hash(ORDERER_KEY_PREFIX + reference.encode()) if reference else None
 
     def save_assessment(self, record: AssessmentRecord) -> None:
         """The assessment and one row per judged order, in one transaction."""
@@ -148,6 +163,7 @@ class Store:
             "hook_instance": record.hook_instance,
             "client_iss": record.client_iss,
             "patient_key": self.patient_key(record.patient_reference),
+            "orderer_key": self.orderer_key(record.orderer_reference),
             "variants": list(record.variants),
             "red_flags": list(record.red_flags),
             "unchecked_red_flags": list(record.unchecked_red_flags),
@@ -208,7 +224,7 @@ class Store:
             "createdAt": iso_utc(row["created_at"]),
             "serviceId": row["service_id"],
             **_present(hookInstance=row["hook_instance"], clientIss=row["client_iss"]),
-            **_present(patientKey=row["patient_key"]),
+            **_present(patientKey=row["patient_key"], ordererKey=row["orderer_key"]),
             "rulesVersion": row["rules_version"],
             "latencyMs": row["latency_ms"],
             "urgent": row["urgent"],
@@ -274,10 +290,32 @@ class Store:
 
     # -- reports and retention ------------------------------------------------------------------
 
-    def summary(self, start: datetime, end: datetime) -> Summary:
-        """Counts and rates for assessments created in [start, end); see `reports.summarise`."""
+    def summary(self, start: datetime, end: datetime, *, orderer: str | None = None) -> Summary:
+        """Counts and rates for assessments created in [start, end); see `reports.summarise`.
+
+        `orderer` (a clinician's reference as CDS Hooks `context.userId` carries it) restricts the
+        report to that clinician's assessments. ReportParameterError when it is blank, or when no hash
+        key is configured (then no clinician was recorded, and none could be matched).
+        """
+        selected = None if orderer is None else self._orderer_filter(orderer)
         with self._transaction(write=False) as connection:
-            return summarise(connection, start, end)
+            return summarise(connection, start, end, orderer=selected)
+
+    def _orderer_filter(self, orderer: str) -> OrdererFilter:
+        if not orderer.strip():
+            raise ReportParameterError(
+                "orderer",
+                "orderer must be the ordering clinician's reference as the EHR sends it in CDS Hooks "
+                "context.userId, e.g. Practitioner/123",
+            )
+        key = self.orderer_key(orderer)
+        if key is None:
+            raise ReportParameterError(
+                "orderer",
+                "a report per ordering clinician needs CDS_PATIENT_HASH_KEY: clinicians are stored only "
+                "as a keyed hash, so without the key none was recorded and none can be matched",
+            )
+        return OrdererFilter(reference=orderer.strip(), key=key)
 
     def purge_older_than(self, cutoff: datetime) -> int:
         """Delete assessments created before `cutoff` (with their orders and feedback), feedback on

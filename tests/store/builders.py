@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import copy
+import json
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, create_engine
+from sqlalchemy import Connection, create_engine, inspect, text
 
 from service.store import (
     AssessmentRecord,
@@ -21,6 +25,7 @@ from service.store import (
 )
 from service.store.database import normalise_database_url
 
+EXAMPLE_HOOK_REQUEST = Path(__file__).resolve().parents[2] / "examples" / "order-sign-lumbar-mri.json"
 PATIENT_HASH_KEY = "test-patient-hash-key-0123456789abcdef"
 START = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 
@@ -126,6 +131,36 @@ def database_connection(database_url: str) -> Iterator[Connection]:
             yield connection
     finally:
         engine.dispose()
+
+
+def all_text_in_database(database_url: str) -> str:
+    """Every value of every column of every row of every table, as one string (to search for what must
+    not be there)."""
+    parts: list[str] = []
+    with database_connection(database_url) as connection:
+        for table in inspect(connection).get_table_names():
+            parts.extend(repr(tuple(row)) for row in connection.execute(text(f"SELECT * FROM {table}")))  # noqa: S608
+    return "\n".join(parts)
+
+
+def hook_request(*, user_id: str | None = None, lumbar_xray_too: bool = False) -> dict[str, Any]:
+    """The shipped order-sign example (one lumbar MRI) under a new hookInstance; optionally by another
+    user (CDS Hooks context.userId) and with a lumbar X-ray ordered too."""
+    request: dict[str, Any] = json.loads(EXAMPLE_HOOK_REQUEST.read_text(encoding="utf-8"))
+    request["hookInstance"] = str(uuid.uuid4())
+    if user_id is not None:
+        request["context"]["userId"] = user_id
+    if lumbar_xray_too:
+        entries = request["context"]["draftOrders"]["entry"]
+        xray = copy.deepcopy(entries[0])
+        xray["resource"]["id"] = "draft-xr-1"
+        xray["resource"]["code"] = {
+            "coding": [
+                {"system": "http://www.ama-assn.org/go/cpt", "code": "72100", "display": "X-ray lumbar spine"}
+            ]
+        }
+        entries.append(xray)
+    return request
 
 
 def run_together(jobs: list[Callable[[], None]]) -> list[BaseException]:

@@ -8,7 +8,6 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import text
 
 from fhir_mappings.model import Evidence
 from service.store import EvidenceReference, Store, StoreError
@@ -16,20 +15,11 @@ from tests.store.builders import (
     CPT,
     PATIENT_HASH_KEY,
     START,
+    all_text_in_database,
     assessment,
-    database_connection,
     order,
     with_evidence,
 )
-
-
-def _all_text_in_database(database_url: str) -> str:
-    """Every value of every application table, as one string (to search for what must not be there)."""
-    parts: list[str] = []
-    with database_connection(database_url) as connection:
-        for table in ("assessments", "assessment_orders", "feedback"):
-            parts.extend(repr(tuple(row)) for row in connection.execute(text(f"SELECT * FROM {table}")))  # noqa: S608
-    return "\n".join(parts)
 
 
 def test_save_and_get_round_trip_keeps_every_field(store: Store) -> None:
@@ -41,6 +31,7 @@ def test_save_and_get_round_trip_keeps_every_field(store: Store) -> None:
         evidence=with_evidence(),
         urgent=True,
         latency_ms=12.25,
+        orderer_reference="Practitioner/dr-1",
         orders=(
             order(1),
             order(
@@ -64,6 +55,10 @@ def test_save_and_get_round_trip_keeps_every_field(store: Store) -> None:
         "hookInstance": "hook-instance-1",
         "clientIss": "https://ehr.example.org",
         "patientKey": hmac.new(PATIENT_HASH_KEY.encode(), b"Patient/patient-1", hashlib.sha256).hexdigest(),
+        # The documented derivation: HMAC-SHA256 over "orderer:" + context.userId.
+        "ordererKey": hmac.new(
+            PATIENT_HASH_KEY.encode(), b"orderer:Practitioner/dr-1", hashlib.sha256
+        ).hexdigest(),
         "rulesVersion": "acr-lbp-2021.1",
         "latencyMs": 12.25,
         "urgent": True,
@@ -118,7 +113,7 @@ def test_patient_reference_is_never_stored_only_its_keyed_hash(store: Store, dat
 
     keys = [store.get_assessment(f"assessment-{n}")["patientKey"] for n in (1, 2, 3)]  # type: ignore[index]
     assert keys[0] == keys[1] != keys[2]  # grouped per patient without saying who
-    assert "very-recognisable-id" not in _all_text_in_database(database_url)
+    assert "very-recognisable-id" not in all_text_in_database(database_url)
 
 
 def test_evidence_on_the_patient_resource_keeps_neither_its_id_nor_the_birth_date(
@@ -138,7 +133,7 @@ def test_evidence_on_the_patient_resource_keeps_neither_its_id_nor_the_birth_dat
         {"finding": "age-over-50", "reference": "Patient"},
         {"finding": "age-over-70", "reference": "Patient"},
     ]
-    stored = _all_text_in_database(database_url)
+    stored = all_text_in_database(database_url)
     assert "very-recognisable-id" not in stored
     assert "1961" not in stored
 
@@ -154,11 +149,14 @@ def test_without_a_hash_key_no_patient_key_is_stored(
 ) -> None:
     store = open_store(patient_hash_key=None)
     assert "CDS_PATIENT_HASH_KEY is not set" in caplog.text
-    store.save_assessment(assessment(1))
+    store.save_assessment(assessment(1, orderer_reference="Practitioner/dr-1"))
     record = store.get_assessment("assessment-1")
     assert record is not None
     assert "patientKey" not in record
-    assert "patient-1" not in _all_text_in_database(database_url)
+    assert "ordererKey" not in record
+    stored = all_text_in_database(database_url)
+    assert "patient-1" not in stored
+    assert "dr-1" not in stored
 
 
 def test_a_failed_save_stores_nothing_of_that_assessment(store: Store) -> None:

@@ -3,19 +3,15 @@ and a burst of hook calls and feedback posts from several threads loses and dupl
 
 from __future__ import annotations
 
-import copy
 import json
-import uuid
-from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.store.builders import database_connection, run_together
+from tests.store.builders import database_connection, hook_request, run_together
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "order-sign-lumbar-mri.json"
 ADMIN_TOKEN = "admin-token-for-tests-0123456789"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 SIGN = "lbp-imaging-order-sign"
@@ -26,29 +22,13 @@ def settings_overrides(settings_overrides: dict[str, Any]) -> dict[str, Any]:
     return {**settings_overrides, "admin_token": ADMIN_TOKEN, "patient_hash_key": "hash-key-for-tests"}
 
 
-def _hook_request(*, lumbar_xray_too: bool = False) -> dict[str, Any]:
-    request: dict[str, Any] = json.loads(EXAMPLE.read_text(encoding="utf-8"))
-    request["hookInstance"] = str(uuid.uuid4())
-    if lumbar_xray_too:
-        entries = request["context"]["draftOrders"]["entry"]
-        xray = copy.deepcopy(entries[0])
-        xray["resource"]["id"] = "draft-xr-1"
-        xray["resource"]["code"] = {
-            "coding": [
-                {"system": "http://www.ama-assn.org/go/cpt", "code": "72100", "display": "X-ray lumbar spine"}
-            ]
-        }
-        entries.append(xray)
-    return request
-
-
 def _assessment_id(card: dict[str, Any]) -> str:
     value: str = card["extension"]["lbp-imaging-cds"]["assessmentId"]
     return value
 
 
 def test_every_judged_order_is_stored_with_its_card_and_the_feedback_on_it(client: FlaskClient) -> None:
-    answer = client.post(f"/cds-services/{SIGN}", json=_hook_request(lumbar_xray_too=True))
+    answer = client.post(f"/cds-services/{SIGN}", json=hook_request(lumbar_xray_too=True))
     assert answer.status_code == 200
     cards = answer.json["cards"]  # type: ignore[index]
     assert len(cards) == 2
@@ -91,7 +71,7 @@ def test_a_burst_of_hook_calls_and_feedback_posts_from_threads_loses_nothing(
     def caller() -> None:
         client = FlaskClient(app)  # a plain client per thread, as each gunicorn thread serves its own call
         for _ in range(CALLS_PER_THREAD):
-            answer = client.post(f"/cds-services/{SIGN}", json=_hook_request())
+            answer = client.post(f"/cds-services/{SIGN}", json=hook_request())
             if answer.status_code != 200:
                 failures.append(f"hook {answer.status_code}")
                 continue

@@ -14,7 +14,7 @@ from sqlalchemy import Connection, inspect, select, text
 from service.config import ConfigError
 from service.store import Store, StoreError
 from service.store.database import normalise_database_url
-from service.store.migrations import BASELINE_VERSION, MigrationError, Upgrade
+from service.store.migrations import BASELINE_VERSION, UPGRADES, MigrationError, Upgrade, latest_version
 from service.store.schema import metadata, schema_migrations
 from tests.store.builders import PATIENT_HASH_KEY, ManualClock, assessment, database_connection, run_together
 
@@ -24,6 +24,9 @@ PHI_NAME = re.compile(
     r"comment|note|text|narrative|patient_id|patient_ref",
     re.IGNORECASE,
 )
+# The versions this release records, and the first one a test's extra upgrade can take.
+RELEASE_VERSIONS = list(range(BASELINE_VERSION, latest_version() + 1))
+NEXT = latest_version() + 1
 
 
 def _columns(database_url: str) -> dict[str, set[str]]:
@@ -52,7 +55,7 @@ def test_no_column_is_named_like_a_phi_field(store: Store, database_url: str) ->
 def test_the_created_schema_is_the_declared_one(store: Store, database_url: str) -> None:
     declared = {table.name: {column.name for column in table.columns} for table in metadata.sorted_tables}
     assert _columns(database_url) == declared
-    assert _versions(database_url) == [BASELINE_VERSION]
+    assert _versions(database_url) == RELEASE_VERSIONS
 
 
 def test_workers_starting_together_create_the_schema_once(database_url: str) -> None:
@@ -64,7 +67,7 @@ def test_workers_starting_together_create_the_schema_once(database_url: str) -> 
     errors = run_together([start_worker] * 8)
     try:
         assert errors == []
-        assert _versions(database_url) == [BASELINE_VERSION]
+        assert _versions(database_url) == RELEASE_VERSIONS
         stores[0].save_assessment(assessment(1))
         assert stores[-1].get_assessment("assessment-1") is not None
     finally:
@@ -83,18 +86,19 @@ def _add_table(name: str, calls: list[str]) -> Callable[[Connection], None]:
 def test_upgrades_apply_in_order_once_and_are_recorded(
     open_store: Callable[..., Store], database_url: str
 ) -> None:
-    open_store().close()  # a database at the baseline version
+    open_store().close()  # a database at this release's version
     calls: list[str] = []
     upgrades = (
-        Upgrade(2, "first extra table", _add_table("extra_one", calls)),
-        Upgrade(3, "second extra table", _add_table("extra_two", calls)),
+        *UPGRADES,
+        Upgrade(NEXT, "first extra table", _add_table("extra_one", calls)),
+        Upgrade(NEXT + 1, "second extra table", _add_table("extra_two", calls)),
     )
-    open_store(upgrades=upgrades[:1]).close()
+    open_store(upgrades=upgrades[:-1]).close()
     open_store(upgrades=upgrades).close()
     open_store(upgrades=upgrades).close()  # nothing left to do: CREATE TABLE would fail if re-run
 
     assert calls == ["extra_one", "extra_two"]
-    assert _versions(database_url) == [1, 2, 3]
+    assert _versions(database_url) == [*RELEASE_VERSIONS, NEXT, NEXT + 1]
     assert {"extra_one", "extra_two"} <= set(_columns(database_url))
 
 
@@ -102,9 +106,9 @@ def test_a_fresh_database_gets_the_baseline_and_every_version_recorded(
     open_store: Callable[..., Store], database_url: str
 ) -> None:
     calls: list[str] = []
-    open_store(upgrades=(Upgrade(2, "extra", _add_table("extra_one", calls)),))
+    open_store(upgrades=(*UPGRADES, Upgrade(NEXT, "extra", _add_table("extra_one", calls))))
     assert calls == []  # the baseline is the current schema already
-    assert _versions(database_url) == [1, 2]
+    assert _versions(database_url) == [*RELEASE_VERSIONS, NEXT]
 
 
 def test_a_failing_upgrade_leaves_the_database_as_it_was(
@@ -117,8 +121,8 @@ def test_a_failing_upgrade_leaves_the_database_as_it_was(
         connection.execute(text("SELECT * FROM no_such_table"))
 
     with pytest.raises(StoreError, match="could not open the database"):
-        open_store(upgrades=(Upgrade(2, "broken", half_done),))
-    assert _versions(database_url) == [1]
+        open_store(upgrades=(*UPGRADES, Upgrade(NEXT, "broken", half_done)))
+    assert _versions(database_url) == RELEASE_VERSIONS
     assert "half_done" not in _columns(database_url)
 
 
