@@ -44,6 +44,7 @@ def audit_record(
     patient_reference: str | None,
     card_ids: Mapping[str, CardIds] | None,
     latency_ms: float,
+    orderer_reference: str | None = None,
 ) -> AssessmentRecord:
     """What was advised, on what evidence, under which rules: references and codes, never record text."""
     findings = decision.findings
@@ -86,6 +87,7 @@ def audit_record(
         hook_instance=hook_instance,
         client_iss=client_iss,
         patient_reference=patient_reference,
+        orderer_reference=orderer_reference,
         variants=decision.variant_ids(),
         red_flags=decision.red_flag_ids(),
         unchecked_red_flags=tuple(flag.id for flag in decision.unchecked_flags),
@@ -107,6 +109,7 @@ def save_assessment(
     patient_reference: str | None,
     card_ids: Mapping[str, CardIds] | None,
     started: float,
+    orderer_reference: str | None = None,
 ) -> None:
     """Written before the response is sent, so no advice reaches a clinician without its audit record."""
     runtime_.store.save_assessment(
@@ -120,5 +123,6 @@ def save_assessment(
             patient_reference=patient_reference,
             card_ids=card_ids,
             latency_ms=round((time.perf_counter() - started) * 1000, 3),
+            orderer_reference=orderer_reference,
         )
     )

@@ -20,6 +20,7 @@ class HookRequest:
     hook_instance: str
     context: Mapping[str, Any]
     patient_id: str
+    user_id: str  # context.userId, e.g. "Practitioner/123": the ordering clinician
     draft_orders: Mapping[str, Any]
     selections: tuple[str, ...] | None  # order-select only
     prefetch: Mapping[str, Any]
@@ -90,7 +91,7 @@ def parse_hook_request(body: Any, service: CdsService, *, max_resources: int) ->
     hook_instance = _require(body, "hookInstance", str, "hookInstance")
     context = _require(body, "context", dict, "context")
     patient_id = _require(context, "patientId", str, "context.patientId")
-    _require(context, "userId", str, "context.userId")
+    user_id = _require(context, "userId", str, "context.userId")
     _optional(context, "encounterId", str, "context.encounterId")
     draft_orders = _require(context, "draftOrders", dict, "context.draftOrders")
     _check_bundle(draft_orders, "context.draftOrders", max_resources)
@@ -123,6 +124,7 @@ def parse_hook_request(body: Any, service: CdsService, *, max_resources: int) ->
         hook_instance=hook_instance,
         context=context,
         patient_id=patient_id,
+        user_id=user_id,
         draft_orders=draft_orders,
         selections=selections,
         prefetch=prefetch,

@@ -183,6 +183,7 @@ def _assess_orders(
         hook_instance=hook_request.hook_instance,
         client_iss=client.iss if client is not None else None,
         patient_reference=findings.patient_reference or f"Patient/{hook_request.patient_id}",
+        orderer_reference=hook_request.user_id,
         card_ids=response.card_ids,
         started=started,
     )
