@@ -1,6 +1,6 @@
 """Command line for operators: the summary report and the retention purge.
 
-    python -m service.cli report [--from 2024-05-01] [--to 2024-05-31] [--json]
+    python -m service.cli report [--from 2024-05-01] [--to 2024-05-31] [--orderer Practitioner/123] [--json]
     python -m service.cli purge [--older-than-days N]
 
 Settings come from the environment as for the service (DATABASE_URL, CDS_RETENTION_DAYS, ...). Exit
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from service.config import ConfigError, load_settings
-from service.store import ReportWindowError, Store, StoreError, format_summary, report_window
+from service.store import ReportParameterError, Store, StoreError, format_summary, report_window
 from service.store.records import iso_utc
 from service.store.reports import DEFAULT_REPORT_DAYS
 
@@ -44,6 +44,11 @@ def _parser() -> argparse.ArgumentParser:
         help=f"ISO date or date-time (default: {DEFAULT_REPORT_DAYS} days before --to)",
     )
     report.add_argument("--to", dest="end", help="ISO date (inclusive) or date-time (default: now)")
+    report.add_argument(
+        "--orderer",
+        help="only this ordering clinician's assessments: the reference the EHR sends as CDS Hooks "
+        "context.userId, e.g. Practitioner/123 (needs CDS_PATIENT_HASH_KEY)",
+    )
     report.add_argument("--json", action="store_true", help="print the report as JSON instead of tables")
     purge = commands.add_parser("purge", help="delete records older than the retention period")
     purge.add_argument(
@@ -65,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         store = Store.open(
             settings.database_url, patient_hash_key=settings.patient_hash_key, clock=lambda: now
         )
-    except (ConfigError, ReportWindowError) as error:
+    except (ConfigError, ReportParameterError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except StoreError as error:
@@ -73,13 +78,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     try:
         if arguments.command == "report":
-            summary = store.summary(start, end)
+            summary = store.summary(start, end, orderer=arguments.orderer)
             print(json.dumps(summary, indent=2) if arguments.json else format_summary(summary).rstrip("\n"))
         else:
             days = arguments.older_than_days or settings.retention_days
             cutoff = now - timedelta(days=days)
             deleted = store.purge_older_than(cutoff)
             print(f"deleted {deleted} records created before {iso_utc(cutoff)} (retention {days} days)")
+    except ReportParameterError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     except StoreError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

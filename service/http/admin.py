@@ -1,8 +1,9 @@
 """The admin read API: one assessment's whole story, and the summary report.
 
-`GET /assessments/{assessmentId}` and `GET /reports/summary?from=&to=` need `Authorization: Bearer
-$CDS_ADMIN_TOKEN`; without a configured token they do not exist (404), so a default install exposes no
-audit data.
+`GET /assessments/{assessmentId}` and `GET /reports/summary?from=&to=[&orderer=Practitioner/123]` need
+`Authorization: Bearer $CDS_ADMIN_TOKEN`; without a configured token they do not exist (404), so a default
+install exposes no audit data. `orderer` gives one ordering clinician's report (matched on the keyed hash
+of CDS Hooks `context.userId`; 400 when CDS_PATIENT_HASH_KEY is not set).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from flask.typing import ResponseReturnValue
 from service.errors import ApiError, bad_request
 from service.runtime import runtime
 from service.security import check_admin_token
-from service.store import ReportWindowError, report_window
+from service.store import ReportParameterError, report_window
 from service.store.schema import ID
 
 blueprint = Blueprint("admin", __name__)
@@ -39,6 +40,7 @@ def summary_report() -> ResponseReturnValue:
     context = runtime()
     try:
         start, end = report_window(request.args.get("from"), request.args.get("to"), now=context.clock())
-    except ReportWindowError as error:
+        summary = context.store.summary(start, end, orderer=request.args.get("orderer"))
+    except ReportParameterError as error:
         raise bad_request(error.message, error.parameter) from None
-    return jsonify(context.store.summary(start, end))
+    return jsonify(summary)

@@ -14,11 +14,12 @@ import pytest
 
 from service import cli
 from service.store import Store
-from tests.store.builders import accepted, assessment, order, overridden
+from tests.store.builders import PATIENT_HASH_KEY, accepted, assessment, order, overridden
 from tests.support.databases import sqlite_database_url
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ISS = "https://ehr.example.org"
+ALVAREZ, BAKKER = "Practitioner/dr-alvarez-7734", "PractitionerRole/role-bakker-5521"
 
 
 def _cli(database_url: str, *arguments: str, **environment: str) -> subprocess.CompletedProcess[str]:
@@ -85,6 +86,44 @@ def test_report_as_json_equals_the_store_summary(
     expected = store.summary(datetime(2020, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
     assert json.loads(result.stdout) == expected
     assert expected["assessments"] == 3
+
+
+def test_report_for_one_ordering_clinician(
+    open_store: Callable[..., Store], database_url: str, now: datetime
+) -> None:
+    store = open_store()  # keyed with PATIENT_HASH_KEY, as the CLI is below
+    day = timedelta(days=1)
+    store.save_assessment(
+        assessment(1, created_at=now - 2 * day, orderer_reference=ALVAREZ, orders=(order(1), order(10)))
+    )
+    store.save_assessment(assessment(2, created_at=now - day, orderer_reference=BAKKER))
+    store.save_assessment(assessment(3, created_at=now - day))  # nobody recorded
+    store.save_feedback(
+        "lbp-imaging-order-sign", [accepted("card-1", now), overridden("card-2", now)], client_iss=ISS
+    )
+    period = ("--from", "2020-01-01", "--to", "2099-12-31")
+
+    as_json = _cli(
+        database_url, "report", *period, "--orderer", ALVAREZ, "--json", CDS_PATIENT_HASH_KEY=PATIENT_HASH_KEY
+    )
+    as_table = _cli(
+        database_url, "report", *period, "--orderer", ALVAREZ, CDS_PATIENT_HASH_KEY=PATIENT_HASH_KEY
+    )
+    without_key = _cli(database_url, "report", *period, "--orderer", ALVAREZ)
+
+    assert as_json.returncode == 0, as_json.stderr
+    report = json.loads(as_json.stdout)
+    start, end = datetime(2020, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
+    assert report == store.summary(start, end, orderer=ALVAREZ)
+    assert (report["orderer"], report["assessments"], report["orders"]) == (ALVAREZ, 1, 2)
+    assert (report["cards"]["accepted"], report["cards"]["overridden"]) == (1, 0)  # card-2 is Bakker's
+    assert as_table.returncode == 0, as_table.stderr
+    assert as_table.stdout.startswith(f"Assessments of orders by {ALVAREZ} from ")
+    assert ["assessments", "1"] in [line.split() for line in as_table.stdout.splitlines()]
+    assert "unknown cards" not in as_table.stdout  # not attributable to a clinician
+    assert without_key.returncode == 2
+    assert "needs CDS_PATIENT_HASH_KEY" in without_key.stderr
+    assert without_key.stdout == ""
 
 
 def test_purge_uses_the_retention_setting_or_the_option(
