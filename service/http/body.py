@@ -1,4 +1,7 @@
-"""Reading a JSON request body: parsed once, with limits on size and nesting depth."""
+"""Reading a JSON request body: parsed once, with limits on size and nesting depth.
+
+(json.loads itself refuses nesting beyond the interpreter's recursion limit: that is a 400 too.)
+"""
 
 from __future__ import annotations
 
@@ -9,12 +12,39 @@ from flask import Request
 
 from service.errors import ApiError, bad_request
 
+# Every byte but the JSON structure characters, deleted to leave brackets and string quotes.
+_NOT_STRUCTURE = bytes(byte for byte in range(256) if byte not in b'[]{}"')
 
-def _nesting_depth_exceeds(document: Any, limit: int) -> bool:
-    """True when arrays/objects nest deeper than `limit`.
 
-    Level by level rather than recursive, so a hostile body cannot exhaust the stack; about 1 ms for a
-    200-resource prefetch (json.loads itself refuses nesting beyond the interpreter's recursion limit).
+def _text_nesting_depth_exceeds(raw: bytes, limit: int) -> bool:
+    """True when arrays/objects in UTF-8 JSON text, already accepted by json.loads, nest deeper than `limit`.
+
+    Works on the text with bytes-level operations that run in C, a few times cheaper than walking the parsed
+    document (~0.2 ms against ~0.8 ms for a 200-resource prefetch):
+    1. drop escaped backslashes, then escaped quotes: every remaining quote opens or closes a string;
+    2. keep only brackets and quotes, then drop the strings (so brackets quoted in data do not count);
+    3. peel the innermost containers: each round removes every `{}` and `[]` pair present at its start
+       (each pair is first marked, so pairs it exposes wait for the next round). A container holding n
+       levels (itself included) goes in round n, so brackets left after `limit` rounds mean deeper nesting.
+    In UTF-8 every byte of a multi-byte character is >= 0x80, so it never reads as a bracket or quote.
+    """
+    # Most FHIR JSON has no escapes: the memchr-fast test skips two passes over the text.
+    unescaped = raw.replace(b"\\\\", b"").replace(b'\\"', b"") if b"\\" in raw else raw
+    # Strings without brackets become `""`; dropping any two adjacent quotes keeps every bracket on the same
+    # side of the strings, and leaves quotes only around the rare brackets inside strings.
+    structure = unescaped.translate(None, _NOT_STRUCTURE).replace(b'""', b"")
+    brackets = b"".join(structure.split(b'"')[::2]) if b'"' in structure else structure
+    for _ in range(limit):
+        if not brackets:
+            return False
+        brackets = brackets.replace(b"{}", b"\0").replace(b"[]", b"\0").replace(b"\0", b"")
+    return bool(brackets)
+
+
+def _document_nesting_depth_exceeds(document: Any, limit: int) -> bool:
+    """True when arrays/objects of a parsed document nest deeper than `limit` (for UTF-16/32 bodies).
+
+    Level by level rather than recursive, so a hostile body cannot exhaust the stack.
     """
     frontier: list[Any] = [document] if type(document) is dict or type(document) is list else []
     depth = 1
@@ -28,6 +58,13 @@ def _nesting_depth_exceeds(document: Any, limit: int) -> bool:
         frontier = deeper
         depth += 1
     return False
+
+
+def _nesting_depth_exceeds(raw: bytes, document: Any, limit: int) -> bool:
+    # json.loads also accepts UTF-16 and UTF-32, whose bytes the text check cannot read: rare, walked.
+    if json.detect_encoding(raw).startswith("utf-8"):
+        return _text_nesting_depth_exceeds(raw, limit)
+    return _document_nesting_depth_exceeds(document, limit)
 
 
 def read_json_body(request: Request, *, max_depth: int) -> Any:
@@ -56,6 +93,6 @@ def read_json_body(request: Request, *, max_depth: int) -> Any:
             else ""
         )
         raise ApiError(400, "invalid-json", f"request body is not valid JSON{where}") from None
-    if _nesting_depth_exceeds(document, max_depth):
+    if _nesting_depth_exceeds(raw, document, max_depth):
         raise bad_request(f"JSON nests deeper than the limit of {max_depth} levels")
     return document

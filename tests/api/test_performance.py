@@ -7,6 +7,7 @@ import statistics
 import time
 from typing import Any
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -90,6 +91,31 @@ def large_request() -> dict[str, Any]:
     prefetch["medicationRequests"] = bundle([_medication(i) for i in range(30)])
     prefetch["procedures"] = bundle([_procedure(i) for i in range(30)])
     return request
+
+
+def _nested_request(levels: int) -> dict[str, Any]:
+    """The example request with a chain of `levels` objects under `extension` (depth 1 + levels).
+
+    Every level quotes brackets and escaped quotes and backslashes, which are text, not nesting.
+    """
+    request = example_request()
+    node: dict[str, Any] = request
+    key = "extension"
+    for level in range(levels):
+        node[key] = {"note": '"]]}}\\" [[{{ \\', "[{": f"é\\{level}\\"}
+        node, key = node[key], "x"
+    return request
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16"])
+def test_the_cheap_depth_check_counts_only_real_nesting(client: FlaskClient, encoding: str) -> None:
+    """The nesting limit (64) is checked on the body's text: brackets in strings do not count as levels."""
+    for levels, status in ((63, 200), (64, 400)):
+        body = json.dumps(_nested_request(levels), ensure_ascii=False).encode(encoding)
+        response = client.post(SIGN, data=body, content_type="application/json")
+        assert response.status_code == status, (levels, encoding)
+        if status == 400:
+            assert "nests deeper than the limit of 64" in json_of(response)["message"]
 
 
 def test_order_sign_with_200_prefetched_resources_costs_a_few_ms_of_cpu(app: Flask) -> None:
