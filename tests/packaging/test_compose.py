@@ -23,7 +23,15 @@ from service.config import ENVIRONMENT
 from tests.packaging.dockerfile import DOCKERFILE, REPOSITORY, healthcheck_command, instructions
 
 COMPOSE_FILE = REPOSITORY / "docker-compose.yml"
-VARIABLE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::?-(?P<default>[^}]*))?\}")
+VARIABLE = re.compile(
+    r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::?-(?P<default>[^}]*)|:\?(?P<required>[^}]*))?\}"
+)
+# What a deployment must choose itself: compose refuses to start without it.
+DEMO_CHOICES = {"CDS_CLIENTS_FILE_ON_HOST": "./examples/clients.example.yaml"}
+
+
+class UnsetRequiredVariable(ValueError):
+    """Compose's `${NAME:?message}` with NAME unset: `docker compose` stops with the message."""
 
 
 def compose_spec_schema() -> dict[str, Any]:
@@ -47,7 +55,16 @@ def schema_problems(document: Any) -> list[str]:
 def interpolate(value: Any, environment: dict[str, str]) -> Any:
     """Compose's `${NAME}` / `${NAME:-default}` substitution, applied to every string in `value`."""
     if isinstance(value, str):
-        return VARIABLE.sub(lambda match: environment.get(match["name"]) or match["default"] or "", value)
+
+        def substitute(match: re.Match[str]) -> str:
+            chosen = environment.get(match["name"])
+            if chosen:
+                return chosen
+            if match["required"] is not None:
+                raise UnsetRequiredVariable(f"{match['name']}: {match['required']}")
+            return match["default"] or ""
+
+        return VARIABLE.sub(substitute, value)
     if isinstance(value, dict):
         return {key: interpolate(item, environment) for key, item in value.items()}
     if isinstance(value, list):
@@ -64,8 +81,8 @@ def raw_compose() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def compose(raw_compose: dict[str, Any]) -> dict[str, Any]:
-    """The file as `docker compose` sees it with nothing set in the environment (the defaults)."""
-    resolved: dict[str, Any] = interpolate(raw_compose, {})
+    """The file as `docker compose` sees it with only the required choices set (the defaults)."""
+    resolved: dict[str, Any] = interpolate(raw_compose, DEMO_CHOICES)
     return resolved
 
 
@@ -123,6 +140,12 @@ def test_every_variable_given_to_the_service_is_a_setting_it_reads(compose: dict
         assert unknown == set(), f"{name}: {sorted(unknown)}"
 
 
+def test_compose_refuses_to_start_without_a_chosen_clients_file(raw_compose: dict[str, Any]) -> None:
+    """The example file trusts a key anyone can sign with: it is never a silent default."""
+    with pytest.raises(UnsetRequiredVariable, match="CDS_CLIENTS_FILE_ON_HOST"):
+        interpolate(raw_compose, {})
+
+
 def test_authentication_is_on_by_default_with_a_mounted_clients_file(compose: dict[str, Any]) -> None:
     for name in ("lbp-imaging-cds", "lbp-imaging-cds-replicated"):
         service = compose["services"][name]
@@ -136,7 +159,9 @@ def test_authentication_is_on_by_default_with_a_mounted_clients_file(compose: di
 
 
 def test_settings_given_in_the_environment_win(raw_compose: dict[str, Any]) -> None:
-    chosen = interpolate(raw_compose, {"CDS_AUTH": "disabled", "PORT": "9090", "LOG_LEVEL": "DEBUG"})
+    chosen = interpolate(
+        raw_compose, {**DEMO_CHOICES, "CDS_AUTH": "disabled", "PORT": "9090", "LOG_LEVEL": "DEBUG"}
+    )
     service = chosen["services"]["lbp-imaging-cds"]
     assert service["environment"]["CDS_AUTH"] == "disabled"
     assert service["environment"]["LOG_LEVEL"] == "DEBUG"
@@ -171,7 +196,7 @@ def test_the_postgres_profile_runs_replicas_on_a_shared_database(compose: dict[s
 
 
 def test_the_password_reaches_both_sides(raw_compose: dict[str, Any]) -> None:
-    chosen = interpolate(raw_compose, {"POSTGRES_PASSWORD": "s3cret"})
+    chosen = interpolate(raw_compose, {**DEMO_CHOICES, "POSTGRES_PASSWORD": "s3cret"})
     assert chosen["services"]["postgres"]["environment"]["POSTGRES_PASSWORD"] == "s3cret"
     assert (
         ":s3cret@postgres:5432/"
