@@ -29,6 +29,7 @@ from .model import (
     ConditionTerm,
     ConservativeCare,
     Expression,
+    FirstLine,
     FlagTerm,
     Guideline,
     Operator,
@@ -380,8 +381,10 @@ class _Loader:
         for variant_id, entry in entries.items():
             fields = entry.fields(
                 required=("title", "citation", "categories"),
-                optional=("when", "otherwise", "excluded_by", "conservative_care_first", "note"),
-            )
+                optional=(
+                    "when", "otherwise", "excluded_by", "conservative_care_first", "note", "first_line",
+                ),
+            )  # fmt: skip
             otherwise = _optional(fields, "otherwise", _Node.boolean) or False
             if otherwise == ("when" in fields):
                 entry.fail("needs either 'when' or 'otherwise: true'")
@@ -389,6 +392,7 @@ class _Loader:
                 _choice(item, entry, "variant in field 'excluded_by'", entries)
                 for item in (fields["excluded_by"].items() if "excluded_by" in fields else ())
             )
+            cells = self._cells(variant_id, fields["categories"], procedures)
             variants[variant_id] = Variant(
                 id=variant_id,
                 title=fields["title"].text(),
@@ -397,8 +401,9 @@ class _Loader:
                 excluded_by=excluded_by,
                 conservative_care_first=_optional(fields, "conservative_care_first", _Node.boolean) or False,
                 citation=self._citation(fields["citation"], entry),
-                cells=MappingProxyType(self._cells(variant_id, fields["categories"], procedures)),
+                cells=MappingProxyType(cells),
                 note=_optional(fields, "note", _Node.text),
+                first_line=self._first_line(fields["first_line"], cells) if "first_line" in fields else None,
             )
         self._check_exclusions(variants, entries)
         return variants
@@ -415,6 +420,25 @@ class _Loader:
                     entries[variant.id].fail(
                         f"excluded_by variant {other!r} must have its own trigger, without excluded_by"
                     )
+
+    def _first_line(self, node: _Node, cells: Mapping[str, Cell]) -> FirstLine:
+        """A first-line test must be one of the variant's usually appropriate procedures."""
+        fields = node.fields(required=("procedures", "citation"), optional=("note",))
+        chosen = []
+        for item in fields["procedures"].items():
+            procedure = _choice(item, node, "procedure in field 'procedures'", cells)
+            category = cells[procedure].category
+            if category is not Category.USUALLY_APPROPRIATE:
+                node.fail(
+                    f"first-line procedure {procedure!r} is rated {category.value} in this variant; "
+                    "a first-line test must be usually-appropriate"
+                )
+            chosen.append(procedure)
+        return FirstLine(
+            procedures=tuple(chosen),
+            citation=self._citation(fields["citation"], node),
+            note=_optional(fields, "note", _Node.text),
+        )
 
     def _cells(self, variant_id: str, node: _Node, procedures: Mapping[str, Procedure]) -> dict[str, Cell]:
         cells = {}

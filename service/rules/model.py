@@ -184,6 +184,15 @@ class Cell:
 
 
 @dataclass(frozen=True, slots=True)
+class FirstLine:
+    """The procedures a guideline names as the first test for a variant (all rated usually appropriate)."""
+
+    procedures: tuple[str, ...]
+    citation: str
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Variant:
     id: str
     title: str
@@ -194,6 +203,8 @@ class Variant:
     citation: str
     cells: Mapping[str, Cell]  # procedure id -> cell, one for every procedure
     note: str | None = None
+    # Preferred among the equally rated procedures, e.g. radiography first for fracture risk (ACP 2011).
+    first_line: FirstLine | None = None
 
 
 @dataclass(frozen=True, slots=True)

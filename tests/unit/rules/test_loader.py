@@ -98,6 +98,13 @@ def test_shipped_provenance_marks_what_acr_did_not_state_as_presumed(rules: Rule
             assert cell.provenance is expected, (variant_id, cell.procedure)
 
 
+def test_fracture_risk_names_radiography_first_line_citing_acp_2011(rules: Rules) -> None:
+    first_line = rules.variants["V6"].first_line
+    assert first_line is not None
+    assert (first_line.procedures, first_line.citation) == (("xr-lumbar",), "acp-2011")
+    assert first_line.note and "compression" in first_line.note
+
+
 def test_every_shipped_procedure_has_radiation_and_a_code_to_order_it_by(rules: Rules) -> None:
     radiation = {procedure.id: procedure.radiation.rank for procedure in rules.procedures.values()}
     assert radiation["mri-lumbar-without-contrast"] == 0
@@ -209,6 +216,15 @@ BROKEN: list[tuple[str, Mutation, str]] = [
     ("guideline link to an unknown citation", _set("guideline.links", ["acr-lbp-2021", "who-2023"]),
      "guideline: unknown citation in field 'links[1]' 'who-2023'"),
     ("missing section", _delete("variants"), "missing field 'variants'"),
+    ("first-line procedure unknown", _set("variants.V6.first_line.procedures", ["xr-lumbar", "pet-ct"]),
+     "variants.V6.first_line: unknown procedure in field 'procedures' 'pet-ct'"),
+    ("first-line procedure not usually appropriate", _set("variants.V6.first_line.procedures",
+     ["mri-lumbar-without-and-with-contrast"]), "variants.V6.first_line: first-line procedure "
+     "'mri-lumbar-without-and-with-contrast' is rated may-be-appropriate in this variant"),
+    ("first-line without citation", _delete("variants.V6.first_line.citation"),
+     "variants.V6.first_line: missing field 'citation'"),
+    ("first-line with an unknown citation", _set("variants.V6.first_line.citation", "acp-2099"),
+     "variants.V6.first_line: unknown citation in field 'citation' 'acp-2099'"),
 ]  # fmt: skip
 
 
