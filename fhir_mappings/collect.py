@@ -7,7 +7,7 @@ from datetime import date
 from enum import StrEnum
 
 from fhir_mappings.fhirdates import DateSpan
-from fhir_mappings.fhirjson import Coding, Resource, codings, is_object, local_reference
+from fhir_mappings.fhirjson import Coding, Resource, coding_list, is_object, local_reference
 from fhir_mappings.model import Evidence, InputKind
 from fhir_mappings.validation import Validator
 
@@ -58,7 +58,7 @@ class Collector:
         ):
             self.validator.note(resource, f"{field_name} is not a CodeableConcept; skipped")
             return []
-        return list(codings(concept))
+        return coding_list(concept)
 
     def usable(self, resource: Resource, kind: InputKind, flags: tuple[str, ...] | set[str]) -> bool:
         """Validates a candidate; one that fails leaves its flags unknown (and a data-quality note)."""

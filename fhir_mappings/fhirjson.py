@@ -53,23 +53,29 @@ def resource_id(resource: Any) -> str | None:
     return _text_field(resource, "id")
 
 
-def codings(concept: Any) -> Iterator[Coding]:
+def coding_list(concept: Any) -> list[Coding]:
     """The codings of a CodeableConcept (entries that are not objects are skipped)."""
     # The hottest reader of a record: every candidate resource's codes pass here, so the helpers are
-    # inlined (same semantics as `as_list(child(concept, "coding"))` and `as_text` on each field).
+    # inlined (same meaning as `as_list(child(concept, "coding"))`, then `as_text` on each field).
     if type(concept) is not dict and not isinstance(concept, Mapping):
-        return
+        return []
     entries = concept.get("coding")
     if not isinstance(entries, list):
-        return
-    for coding in entries:
-        if type(coding) is dict or isinstance(coding, Mapping):
-            system, code, display = coding.get("system"), coding.get("code"), coding.get("display")
-            yield (
-                system if isinstance(system, str) and system.strip() else None,
-                code if isinstance(code, str) and code.strip() else None,
-                display if isinstance(display, str) and display.strip() else None,
-            )
+        return []
+    return [
+        (
+            system if isinstance(system := coding.get("system"), str) and system.strip() else None,
+            code if isinstance(code := coding.get("code"), str) and code.strip() else None,
+            display if isinstance(display := coding.get("display"), str) and display.strip() else None,
+        )
+        for coding in entries
+        if type(coding) is dict or isinstance(coding, Mapping)
+    ]
+
+
+def codings(concept: Any) -> Iterator[Coding]:
+    """`coding_list` as an iterator, for `next(codings(concept), None)`."""
+    return iter(coding_list(concept))
 
 
 def concept_codes(concept: Any) -> set[str]:
@@ -86,7 +92,7 @@ def concept_text(concept: Any) -> str:
 
 def reference_key(reference: Any) -> str | None:
     """`{"reference": "http://x/fhir/Condition/1/_history/2"}` -> "Condition/1"; contained "#a" stays "#a"."""
-    text = as_text(child(reference, "reference"))
+    text = _text_field(reference, "reference")
     if text is None:
         return None
     if text.startswith("#"):

@@ -103,13 +103,14 @@ class _Sorter:
         Only "Patient/<id>" references (relative or absolute) are compared; others (urn:uuid, contained)
         cannot be matched without the sender's identifiers and are kept.
         """
-        subject = reference_key(child(resource, "subject"))
-        if (
-            patient_key is None
-            or subject is None
-            or not subject.startswith("Patient/")
-            or subject == patient_key
-        ):
+        if patient_key is None:
+            return True
+        subject_value = resource.get("subject")
+        # Fast path for almost every resource of a record: a relative reference to this very patient.
+        if type(subject_value) is dict and subject_value.get("reference") == patient_key:
+            return True
+        subject = reference_key(subject_value)
+        if subject is None or not subject.startswith("Patient/") or subject == patient_key:
             return True
         self.notes.append(
             DataQualityNote(
