@@ -3,7 +3,14 @@
 Facts about the patient that are not known are `null`, never guessed; `dataGaps`, `uncheckedRedFlags`
 and `possibleVariants` say what could not be checked. Each order carries the same values as its card's
 `lbp-imaging-cds` extension (built by the same function), plus the card's summary and indicator.
-`episode.evidence` holds the low back pain Conditions, then the conservative therapy records.
+`episode.evidence` holds the low back pain Conditions, then the conservative therapy records;
+`episode.lowBackPainDiagnosis` says whether the record confirms it (`could-not-be-determined` when the
+Conditions were missing, partial or unreadable: orders are then judged as if criteria apply).
+An order whose PAMA rating cannot be determined (unchecked data would change it, or it is not known
+whether criteria apply) has no `pamaRating`, as no rating is written into it, but `pamaRatingWithheld`
+saying why; its `appropriateness` is the provisional verdict on what is known.
+`urgentUnchecked` names the urgent red flags (cauda equina, severe neurologic deficit) that could not
+be checked.
 When no low back pain criteria apply to the patient, each modality reads `no-criteria-apply` (with its
 least-irradiating procedure) and `recommended` is null; `recommended` is null too when no imaging is
 appropriate (low back pain without red flags).
@@ -14,8 +21,8 @@ from __future__ import annotations
 from typing import Any
 
 from fhir_mappings.model import DataGap, Evidence, RedFlag
-from service.cds.cards import card_indicator, card_summary, order_verdict
-from service.rules import Decision, OrderJudgement, Rating
+from service.cds.cards import card_indicator, card_summary, order_verdict, withheld_rating_reason
+from service.rules import Alternative, Decision, OrderJudgement, Rating
 from service.rules.model import Cell
 
 
@@ -60,19 +67,35 @@ def _cell(cell: Cell) -> dict[str, Any]:
     }
 
 
+def _option(option: Alternative) -> dict[str, Any]:
+    return {**_rating(option.rating), "reason": option.reason}
+
+
+def _episode_diagnosis(decision: Decision) -> str:
+    if decision.findings.episode.active:
+        return "active"
+    return "could-not-be-determined" if decision.episode_undetermined else "none-found"
+
+
 def _order(decision: Decision, judgement: OrderJudgement, assessment_id: str) -> dict[str, Any]:
     answer = order_verdict(decision, judgement, assessment_id=assessment_id)
     del answer["assessmentId"]  # once, at the top of the answer
-    answer["pamaRating"] = judgement.pama_rating.value
+    withheld = judgement.rating_withheld
+    if withheld is None:
+        answer["pamaRating"] = judgement.pama_rating.value
+    else:
+        answer["pamaRatingWithheld"] = {
+            "reason": withheld.value,
+            "description": withheld_rating_reason(judgement),
+        }
     answer["summary"] = card_summary(decision, judgement)
     answer["indicator"] = card_indicator(decision, judgement)
     if judgement.cells:
         answer["decidedBy"] = [_cell(cell) for cell in judgement.cells]
     if judgement.alternative is not None:
-        answer["alternative"] = {
-            **_rating(judgement.alternative.rating),
-            "reason": judgement.alternative.reason,
-        }
+        answer["alternative"] = _option(judgement.alternative)
+    if judgement.equal_option is not None:
+        answer["equalOption"] = _option(judgement.equal_option)
     if judgement.if_unchecked_present is not None:
         answer["ifUncheckedPresent"] = judgement.if_unchecked_present.value
     return answer
@@ -93,6 +116,7 @@ def evaluate_answer(decision: Decision, *, assessment_id: str) -> dict[str, Any]
         },
         "episode": {
             "symptomDays": findings.episode.symptom_days,
+            "lowBackPainDiagnosis": _episode_diagnosis(decision),
             "conservativeTherapy": findings.therapy.documented,
             "evidence": [
                 _evidence(item) for item in (*findings.episode.evidence, *findings.therapy.evidence)
@@ -113,6 +137,7 @@ def evaluate_answer(decision: Decision, *, assessment_id: str) -> dict[str, Any]
             for possible in decision.possible_variants
         ],
         "urgent": decision.urgent,
+        "urgentUnchecked": list(decision.urgent_unchecked),
         "modalities": {modality: _rating(rating) for modality, rating in decision.modalities.items()},
         "recommended": _rating(decision.recommended) if decision.recommended is not None else None,
         "orders": [_order(decision, judgement, assessment_id) for judgement in decision.orders],

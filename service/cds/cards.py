@@ -16,7 +16,15 @@ from enum import StrEnum
 from typing import Any
 
 from fhir_mappings.model import Evidence, ImagingOrder, RedFlag
-from service.rules import Appropriateness, Decision, OrderJudgement, PamaRating, Procedure
+from service.rules import (
+    Applicability,
+    Appropriateness,
+    Decision,
+    OrderJudgement,
+    PamaRating,
+    Procedure,
+    RatingWithheld,
+)
 from service.rules.model import Citation, ProcedureCode
 
 EXTENSION_KEY = "lbp-imaging-cds"
@@ -94,7 +102,9 @@ def order_verdict(decision: Decision, judgement: OrderJudgement, *, assessment_i
 
 
 def order_is_urgent(decision: Decision, judgement: OrderJudgement) -> bool:
-    return decision.urgent and judgement.applicable
+    """Cauda equina or a severe neurologic deficit is urgent whatever the order and its criteria."""
+    del judgement  # urgency is the patient's, not the order's: kept in the signature for callers
+    return decision.urgent
 
 
 def card_indicator(decision: Decision, judgement: OrderJudgement) -> str:
@@ -122,43 +132,46 @@ def _lower_first(text: str) -> str:
 def card_summary(decision: Decision, judgement: OrderJudgement) -> str:
     """One line in a clinician's words: the verdict and the procedure, under 140 characters."""
     title = _procedure_title(judgement)
+    alternative = judgement.alternative  # always a better category; an equal option stays in the detail
+    better = f"; consider {_lower_first(alternative.rating.procedure.title)}" if alternative else ""
     if not judgement.applicable:
-        return _first_fitting([f"{title}: no low back pain imaging criteria apply to this order", title])
-    verdict = f"{title}: {_phrase(judgement.appropriateness)}"
-    variants = [match.variant.title for match in decision.variants]
-    alternative = judgement.alternative
-    # Only a better category goes in the summary; an equal one without radiation is offered in the card.
-    better = (
-        f"; consider {_lower_first(alternative.rating.procedure.title)}"
-        if alternative and alternative.rating.appropriateness.rank > judgement.appropriateness.rank
-        else ""
-    )
-    if order_is_urgent(decision, judgement):
+        verdict = f"{title}: no low back pain imaging criteria apply"
+        candidates = [f"{verdict} to this order", title]
+    else:
+        verdict = f"{title}: {_phrase(judgement.appropriateness)}"
+        candidates = _applicable_summaries(decision, judgement, verdict, better)
+    if order_is_urgent(decision, judgement):  # whatever the criteria: urgency is the patient's
         reason = " and ".join(decision.rules.flag_title(flag) for flag in decision.urgent_flags)
         candidates = [
             f"Urgent: {reason}. {verdict}{better}; consider emergency referral",
             f"Urgent: {reason}. {verdict}; consider emergency referral",
             f"Urgent evaluation needed. {verdict}",
         ]
-    elif decision.conservative_care_first:
+    return _first_fitting([*candidates, verdict])
+
+
+def _applicable_summaries(
+    decision: Decision, judgement: OrderJudgement, verdict: str, better: str
+) -> list[str]:
+    variants = [match.variant.title for match in decision.variants]
+    if judgement.applicability is Applicability.UNDETERMINED:
+        return [
+            f"{verdict} if for low back pain; the diagnosis could not be confirmed from the record",
+            f"{verdict} if for low back pain (diagnosis not confirmed)",
+        ]
+    if decision.conservative_care_first:
         care = "" if decision.findings.therapy.documented else "; try conservative care first"
         if decision.unchecked_flags:  # never "no red flags" when some could not be checked
-            candidates = [
+            return [
                 f"{verdict} for low back pain; some red flags not checked{care}",
                 f"{verdict}; some red flags could not be checked",
             ]
-        else:
-            candidates = [
-                f"{verdict} for {variants[0]}{care}",
-                f"{verdict} for low back pain without red flags",
-            ]
-    else:
-        candidates = [
-            f"{verdict} for {' and '.join(variants)}{better}",
-            f"{verdict} for {variants[0]}{better}",
-            f"{verdict}{better}",
-        ]
-    return _first_fitting([*candidates, verdict])
+        return [f"{verdict} for {variants[0]}{care}", f"{verdict} for low back pain without red flags"]
+    return [
+        f"{verdict} for {' and '.join(variants)}{better}",
+        f"{verdict} for {variants[0]}{better}",
+        f"{verdict}{better}",
+    ]
 
 
 def _first_fitting(candidates: Sequence[str]) -> str:
@@ -172,12 +185,13 @@ def _first_fitting(candidates: Sequence[str]) -> str:
 
 
 def rated_service_request(
-    resource: Mapping[str, Any], rating: PamaRating, *, assessment_id: str
+    resource: Mapping[str, Any], rating: PamaRating | None, *, assessment_id: str
 ) -> dict[str, Any]:
     """The ServiceRequest exactly as sent, with the Argonaut PAMA rating and consult id added.
 
-    Extensions of an earlier consult are replaced, not repeated; nothing else changes. The copy is
-    shallow: the answer shares the unchanged parts with the input, and neither is changed afterwards.
+    Extensions of an earlier consult are replaced, not repeated; nothing else changes. With no rating
+    (none can be determined), the earlier consult's extensions are only removed. The copy is shallow:
+    the answer shares the unchanged parts with the input, and neither is changed afterwards.
     """
     rated = dict(resource)
     existing = rated.get("extension")
@@ -188,6 +202,12 @@ def rated_service_request(
             isinstance(extension, dict) and str(extension.get("url", "")).startswith(_PAMA_EXTENSION_PREFIX)
         )
     ]
+    if rating is None:
+        if kept:
+            rated["extension"] = kept
+        else:
+            rated.pop("extension", None)
+        return rated
     rated["extension"] = [
         *kept,
         {
@@ -205,7 +225,11 @@ def _can_act_on(order: ImagingOrder) -> bool:
 
 
 def system_actions(decision: Decision, *, assessment_id: str) -> list[dict[str, Any]]:
-    """An `update` of each judged draft order adding its rating; none where no rating can be attached."""
+    """An `update` of each judged draft order adding its rating.
+
+    None where no rating can be attached (no id) or determined (Argonaut PAMA: "where no rating can be
+    determined, none is produced"): the card then shows the provisional verdict and why it was withheld.
+    """
     return [
         {
             "type": "update",
@@ -215,7 +239,7 @@ def system_actions(decision: Decision, *, assessment_id: str) -> list[dict[str, 
             ),
         }
         for judgement in decision.orders
-        if _can_act_on(judgement.order)
+        if _can_act_on(judgement.order) and judgement.rating_withheld is None
     ]
 
 
@@ -223,12 +247,14 @@ def _coding(code: ProcedureCode) -> dict[str, str]:
     return {"system": code.system, "code": code.code, "display": code.display}
 
 
-def _replacement(order: ImagingOrder, procedure: Procedure, *, assessment_id: str) -> dict[str, Any]:
+def _replacement(
+    order: ImagingOrder, procedure: Procedure, rating: PamaRating | None, *, assessment_id: str
+) -> dict[str, Any]:
     """The order with the recommended procedure's code, keeping the reason and everything else."""
     code = procedure.code_for(order.coding.system)
     replaced = dict(order.resource)
     replaced["code"] = {"coding": [_coding(code)], "text": procedure.title}
-    return rated_service_request(replaced, PamaRating.APPROPRIATE, assessment_id=assessment_id)
+    return rated_service_request(replaced, rating, assessment_id=assessment_id)
 
 
 def _physical_therapy_referral(decision: Decision, order: ImagingOrder) -> dict[str, Any]:
@@ -261,27 +287,37 @@ def _suggestions(
         "resourceId": order.reference,
     }
     suggestions: list[tuple[SuggestionKind, dict[str, Any]]] = []
-    alternative = judgement.alternative
+    alternative = judgement.alternative  # always a better category: never a same-category switch
+    undetermined = judgement.applicability is Applicability.UNDETERMINED
     if alternative is not None:
         better = alternative.rating.procedure
+        # Appropriate whatever could not be checked (unchecked data only raises categories), unless it is
+        # not known whether the criteria apply at all.
+        rating = None if undetermined else alternative.rating.appropriateness.pama_rating
         suggestions.append(
             (
                 SuggestionKind.REPLACE,
                 {
                     "label": f"Order {_lower_first(better.title)} instead",
-                    "isRecommended": alternative.rating.appropriateness.rank > judgement.appropriateness.rank,
+                    "isRecommended": True,
                     "actions": [
                         {
                             "type": "update",
                             "description": f"Change the order to {_lower_first(better.title)}",
-                            "resource": _replacement(order, better, assessment_id=assessment_id),
+                            "resource": _replacement(order, better, rating, assessment_id=assessment_id),
                         }
                     ],
                 },
             )
         )
     not_appropriate = judgement.appropriateness is Appropriateness.USUALLY_NOT_APPROPRIATE
-    if judgement.conservative_care_first and not_appropriate and not decision.findings.therapy.documented:
+    # No referral for a low back pain diagnosis the record does not confirm.
+    if (
+        judgement.conservative_care_first
+        and not_appropriate
+        and not decision.findings.therapy.documented
+        and not undetermined
+    ):
         referral = decision.rules.conservative_care.referral
         suggestions.append(
             (
@@ -300,9 +336,7 @@ def _suggestions(
                 },
             )
         )
-    if not_appropriate or (
-        alternative is not None and alternative.rating.appropriateness.rank > judgement.appropriateness.rank
-    ):
+    if not_appropriate or alternative is not None:
         suggestions.append(
             (
                 SuggestionKind.CANCEL,
@@ -393,6 +427,54 @@ def _variant_lines(decision: Decision, cite: Callable[[str], str]) -> list[str]:
     return lines
 
 
+def _unchecked_urgent_lines(decision: Decision) -> list[str]:
+    """Urgent red flags that could not be checked: said at the top, since missing them is dangerous."""
+    rules = decision.rules
+    lines = []
+    for flag_id in decision.urgent_unchecked:
+        flag = decision.findings.red_flags.get(flag_id)
+        inputs = (
+            ", ".join(_INPUT_WORDS.get(kind.value, kind.value) for kind in flag.unchecked) if flag else ""
+        )
+        why = f" ({inputs} missing, partly supplied or unreadable)" if inputs else ""
+        lines.append(
+            f"**{rules.flag_title(flag_id).capitalize()} could not be checked**{why}. "
+            f"If present, this is urgent: {_lower_first(rules.urgent.advice.text)}"
+        )
+    return lines
+
+
+_WITHHELD_WHY = {
+    RatingWithheld.UNCHECKED_DATA: "what could not be checked would change it",
+    RatingWithheld.LOW_BACK_PAIN_UNCONFIRMED: "it is not known whether low back pain criteria apply",
+}
+
+
+def _withheld_why(judgement: OrderJudgement, withheld: RatingWithheld) -> str:
+    why = _WITHHELD_WHY[withheld]
+    would_be = judgement.if_unchecked_present
+    if withheld is RatingWithheld.UNCHECKED_DATA and would_be is not None:
+        why += f" (it would be {would_be.pama_rating.value} if those findings were present)"
+    return why
+
+
+def withheld_rating_reason(judgement: OrderJudgement) -> str | None:
+    """Why no PAMA rating was written into the order, in a clinician's words; None when it was."""
+    withheld = judgement.rating_withheld
+    if withheld is None:
+        return None
+    return f"No PAMA rating was recorded on the order: {_withheld_why(judgement, withheld)}."
+
+
+def _pama_phrase(judgement: OrderJudgement) -> str:
+    withheld = judgement.rating_withheld
+    if withheld is None:
+        return f"PAMA rating: {judgement.pama_rating.value}"
+    return (
+        f"provisional; no PAMA rating was recorded on the order, since {_withheld_why(judgement, withheld)}"
+    )
+
+
 def card_detail(decision: Decision, judgement: OrderJudgement) -> str:
     """Markdown: verdict, urgency, better choice, variants, red flags with evidence, gaps, sources."""
     rules = decision.rules
@@ -410,6 +492,16 @@ def card_detail(decision: Decision, judgement: OrderJudgement) -> str:
         blocks.append(
             f"**{rules.urgent.advice.text}** Reason: {flags} ({cite(rules.urgent.advice.citation)})."
         )
+    unchecked_urgent = _unchecked_urgent_lines(decision)
+    if unchecked_urgent:
+        cite(rules.urgent.advice.citation)
+        blocks.extend(unchecked_urgent)
+    if judgement.applicability is Applicability.UNDETERMINED:
+        blocks.append(
+            "**The low back pain diagnosis could not be confirmed from the record** (Conditions were "
+            "missing, partly supplied or unreadable; see below). This order is judged as if it were for "
+            "low back pain, the safer reading; if it is not, no ACR low back pain criteria apply."
+        )
     if not judgement.applicable:
         why = (
             "the rules do not rate this procedure"
@@ -425,21 +517,23 @@ def card_detail(decision: Decision, judgement: OrderJudgement) -> str:
             f"variant {cell.variant}, {cell.provenance.value} ({cite(cell.citation)})"
             for cell in judgement.cells
         )
-        blocks.append(
-            f"**{title}** is rated **{_phrase(judgement.appropriateness)}** "
-            f"(PAMA rating: {judgement.pama_rating.value}).\n\n"
-            f"- Radiation: {procedure.radiation.describe()} ({cite(procedure.radiation_citation)})\n"
-            f"- Decided by: {decided_by}"
+        first_line = (
+            f"\n- First-line test here ({cite(judgement.first_line)})" if judgement.first_line else ""
         )
-        if judgement.alternative is not None:
-            better = judgement.alternative.rating
-            cells = ", ".join(f"{cell.variant} {cite(cell.citation)}" for cell in better.cells)
-            heading = (
-                "Better choice"
-                if better.appropriateness.rank > judgement.appropriateness.rank
-                else "Equally appropriate option"
-            )
-            blocks.append(f"**{heading}:** {judgement.alternative.reason} ({cells})")
+        blocks.append(
+            f"**{title}** is rated **{_phrase(judgement.appropriateness)}** ({_pama_phrase(judgement)}).\n\n"
+            f"- Radiation: {procedure.radiation.describe()} ({cite(procedure.radiation_citation)})\n"
+            f"- Decided by: {decided_by}{first_line}"
+        )
+        for heading, option, tail in (
+            ("Better choice", judgement.alternative, ""),
+            ("Equally appropriate option", judgement.equal_option, " The order need not change."),
+        ):
+            if option is not None:
+                cells = ", ".join(f"{cell.variant} {cite(cell.citation)}" for cell in option.rating.cells)
+                if option.rating.first_line:
+                    cells += f", {cite(option.rating.first_line)}"
+                blocks.append(f"**{heading}:** {option.reason} ({cells}){tail}")
         blocks.append("**Variants applied**\n" + "\n".join(_variant_lines(decision, cite)))
     if decision.red_flags:
         blocks.append("**Red flags found**\n" + "\n".join(_flag_lines(decision, decision.red_flags)))
@@ -524,8 +618,16 @@ def _card(
 
 
 def _quiet(decision: Decision, judgement: OrderJudgement) -> bool:
-    """Cards a quiet site does not want: info cards, i.e. appropriate or no-criteria orders, not urgent."""
-    return card_indicator(decision, judgement) == "info"
+    """Cards a quiet site does not want: info cards for appropriate or no-criteria orders.
+
+    Never an urgent card (critical), one naming an urgent red flag that could not be checked, nor one
+    whose rating was withheld: with no system action, the card is all the clinician gets.
+    """
+    return (
+        card_indicator(decision, judgement) == "info"
+        and not decision.urgent_unchecked
+        and judgement.rating_withheld is None
+    )
 
 
 def build_hook_response(
@@ -538,7 +640,7 @@ def build_hook_response(
     """The CDS Hooks answer: one card per judged order, and an `update` system action rating each order.
 
     With `quiet_when_appropriate`, info cards for appropriate (and no-criteria-apply) orders are left out;
-    their system actions stay, so the rating still reaches the order.
+    their system actions stay, so the rating still reaches the order. Urgent cards are never left out.
     """
     cards = []
     card_ids: dict[str, CardIds] = {}

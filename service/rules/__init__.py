@@ -6,12 +6,14 @@
 
 from .decision import (
     Alternative,
+    Applicability,
     Appropriateness,
     Decision,
     OrderJudgement,
     PamaRating,
     PossibleVariant,
     Rating,
+    RatingWithheld,
     VariantMatch,
 )
 from .engine import assess
@@ -21,6 +23,7 @@ from .model import Category, Cell, Citation, Procedure, Provenance, Rules, Rules
 __all__ = [
     "DEFAULT_RULES_PATH",
     "Alternative",
+    "Applicability",
     "Appropriateness",
     "Category",
     "Cell",
@@ -32,6 +35,7 @@ __all__ = [
     "Procedure",
     "Provenance",
     "Rating",
+    "RatingWithheld",
     "Rules",
     "RulesError",
     "Variant",

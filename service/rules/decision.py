@@ -49,6 +49,23 @@ class PamaRating(StrEnum):
     NO_CRITERIA_APPLY = "no-criteria-apply"
 
 
+class Applicability(StrEnum):
+    """Whether the low back pain criteria apply to an order: three-valued, since the record may not say."""
+
+    APPLIES = "applies"  # an active low back pain episode, or the order's reason names it or a red flag
+    NOT_APPLICABLE = "not-applicable"  # the record was read and holds no low back pain diagnosis
+    # The low back pain diagnosis could not be read (Conditions missing, partial or unreadable): the order
+    # is judged as if the criteria apply, the safer reading, but it is not rated.
+    UNDETERMINED = "undetermined"
+
+
+class RatingWithheld(StrEnum):
+    """Why no PAMA rating is written into an order (Argonaut: where none can be determined, none is given)."""
+
+    UNCHECKED_DATA = "unchecked-data"  # what could not be checked would change the rating
+    LOW_BACK_PAIN_UNCONFIRMED = "low-back-pain-unconfirmed"  # criteria may not apply at all
+
+
 @dataclass(frozen=True, slots=True)
 class VariantMatch:
     """A variant that applies, and the red-flag ids or condition ids that triggered it."""
@@ -80,11 +97,14 @@ class Rating:
     procedure: Procedure
     appropriateness: Appropriateness
     cells: tuple[Cell, ...] = ()  # every applied variant's cell with the winning category
+    # The citation naming it the first-line test for this patient: an applied variant names it, and
+    # every applied variant rates it usually appropriate. None otherwise.
+    first_line: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Alternative:
-    """A better choice than the ordered procedure, and why in a clinician's words."""
+    """Another procedure than the ordered one (better, or equal and worth knowing), and why."""
 
     rating: Rating
     reason: str
@@ -94,27 +114,50 @@ class Alternative:
 class OrderJudgement:
     order: ImagingOrder
     procedure: Procedure | None  # None when the rules do not know the order's procedure
-    applicable: bool  # low back pain criteria apply to this order
+    applicability: Applicability
     appropriateness: Appropriateness
     cells: tuple[Cell, ...]  # the cells that decided `appropriateness`
+    # A procedure in a better category: suggested as a replacement.
     alternative: Alternative | None
     # The order's appropriateness if every red flag that could not be checked were present; set only
     # when that would change the verdict, so the card can say so.
     if_unchecked_present: Appropriateness | None
     # No red flags: conservative care (a physical therapy referral) comes before imaging.
     conservative_care_first: bool
+    # The order is in the best category already; an equally rated procedure that spares radiation or is
+    # the first-line test. Mentioned, never suggested as a replacement.
+    equal_option: Alternative | None = None
+    first_line: str | None = None  # the citation naming the ordered procedure first-line, if one does
+
+    @property
+    def applicable(self) -> bool:
+        """Judged against the criteria: they apply, or may (undetermined is judged as if they do)."""
+        return self.applicability is not Applicability.NOT_APPLICABLE
 
     @property
     def pama_rating(self) -> PamaRating:
+        """The rating of the verdict; written into the order only when `rating_withheld` is None."""
         return self.appropriateness.pama_rating
+
+    @property
+    def rating_withheld(self) -> RatingWithheld | None:
+        if self.applicability is Applicability.UNDETERMINED:
+            return RatingWithheld.LOW_BACK_PAIN_UNCONFIRMED
+        would_be = self.if_unchecked_present
+        if would_be is not None and would_be.pama_rating is not self.pama_rating:
+            return RatingWithheld.UNCHECKED_DATA
+        return None
 
 
 @dataclass(frozen=True, slots=True)
 class Decision:
     findings: Findings
     rules: Rules = field(repr=False)
-    # Low back pain criteria apply to the patient: an active episode, or an order's reason names it.
+    # Low back pain criteria apply to the patient: an active episode, or an order's reason names it, or
+    # the episode could not be determined (judged as if they apply).
     criteria_apply: bool
+    # No active low back pain diagnosis was found, but the Conditions were missing, partial or unreadable.
+    episode_undetermined: bool
     variants: tuple[VariantMatch, ...]
     possible_variants: tuple[PossibleVariant, ...]
     urgent: bool

@@ -7,19 +7,26 @@ duration): the logic is three-valued, so an unknown term makes a trigger unknown
   inputs, and each order records the rating it would get if every unchecked red flag were present, so
   the card can say "could not be checked" and what would change. Nothing unknown reads as "absent".
 - A fallback variant (V2 "excluded_by", V1 "otherwise") applies unless another variant is known to apply.
+- Applicability is three-valued too: when the low back pain diagnosis could not be read, an order is
+  judged as if the criteria apply (never "no criteria apply"), and its rating is withheld.
+- Urgency (cauda equina, severe neurologic deficit) does not depend on applicability.
+
+Red flags come from the findings only: the mappings already make an order's reason a present red flag,
+with the order as its evidence.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from types import MappingProxyType
 
-from fhir_mappings.model import Evidence, Findings, FlagStatus, ImagingOrder, Modality, RedFlag
+from fhir_mappings.model import Findings, FlagStatus, ImagingOrder, Modality, RedFlag
 
 from .decision import (
     CATEGORY_APPROPRIATENESS,
     Alternative,
+    Applicability,
     Appropriateness,
     Decision,
     OrderJudgement,
@@ -27,7 +34,18 @@ from .decision import (
     Rating,
     VariantMatch,
 )
-from .model import AllOf, AnyOf, AtLeast, ConditionTerm, Expression, FlagTerm, Procedure, Rules, Variant
+from .model import (
+    AllOf,
+    AnyOf,
+    AtLeast,
+    Category,
+    ConditionTerm,
+    Expression,
+    FlagTerm,
+    Procedure,
+    Rules,
+    Variant,
+)
 from .variables import VARIABLE_READERS
 
 
@@ -96,20 +114,6 @@ def _compare(value: int | bool, operator: str, threshold: int | bool) -> bool:
     return {">=": number >= limit, ">": number > limit, "<=": number <= limit, "<": number < limit}[operator]
 
 
-def _with_order_reasons(findings: Findings) -> dict[str, RedFlag]:
-    """Red flags from the record, plus those an order's reason names (the clinician's own finding)."""
-    flags = dict(findings.red_flags)
-    for order in findings.orders:
-        for flag_id in order.reason_red_flags:
-            evidence = Evidence(reference=order.reference, detail="named as the reason for the order")
-            current = flags.get(flag_id)
-            if current is None or current.status is not FlagStatus.PRESENT:
-                flags[flag_id] = RedFlag(id=flag_id, status=FlagStatus.PRESENT, evidence=(evidence,))
-            elif order.reference not in {item.reference for item in current.evidence}:
-                flags[flag_id] = replace(current, evidence=(*current.evidence, evidence))
-    return flags
-
-
 def _select_variants(rules: Rules, outcomes: Mapping[str, _Outcome], *, count_unknown: bool) -> list[Variant]:
     """The variants that apply; with `count_unknown`, as if every unknown trigger were true."""
 
@@ -134,6 +138,16 @@ def _select_variants(rules: Rules, outcomes: Mapping[str, _Outcome], *, count_un
     return applied
 
 
+def _first_line(procedure: Procedure, variants: Sequence[Variant]) -> str | None:
+    """The citation naming the procedure first-line, if an applied variant does and none rates it lower."""
+    if any(variant.cells[procedure.id].category is not Category.USUALLY_APPROPRIATE for variant in variants):
+        return None
+    for variant in variants:
+        if variant.first_line is not None and procedure.id in variant.first_line.procedures:
+            return variant.first_line.citation
+    return None
+
+
 def _rate(procedure: Procedure, variants: Sequence[Variant]) -> Rating:
     """The most favourable category among the variants, with every cell that gives it."""
     if not variants:
@@ -141,13 +155,24 @@ def _rate(procedure: Procedure, variants: Sequence[Variant]) -> Rating:
     cells = [variant.cells[procedure.id] for variant in variants]
     best = max(cell.category.rank for cell in cells)
     deciding = tuple(cell for cell in cells if cell.category.rank == best)
-    return Rating(procedure, CATEGORY_APPROPRIATENESS[deciding[0].category], deciding)
+    return Rating(
+        procedure, CATEGORY_APPROPRIATENESS[deciding[0].category], deciding, _first_line(procedure, variants)
+    )
 
 
-def _preference(rating: Rating, position: int, modality: Modality | None = None) -> tuple[int, int, int, int]:
-    """Sort key: best category, then least radiation, then the ordered modality, then file order."""
+def _preference(
+    rating: Rating, position: int, modality: Modality | None = None
+) -> tuple[int, int, int, int, int]:
+    """Sort key: best category, first-line test, least radiation, the ordered modality, file order."""
+    first_line = 0 if rating.first_line else 1
     same_modality = 0 if rating.procedure.modality == modality else 1
-    return (-rating.appropriateness.rank, rating.procedure.radiation.rank, same_modality, position)
+    return (
+        -rating.appropriateness.rank,
+        first_line,
+        rating.procedure.radiation.rank,
+        same_modality,
+        position,
+    )
 
 
 def _best(ratings: Sequence[Rating], modality: Modality | None = None) -> Rating:
@@ -159,50 +184,94 @@ def _phrase(appropriateness: Appropriateness) -> str:
     return appropriateness.value.replace("-", " ")
 
 
-def _alternative(ordered: Rating, ratings: Sequence[Rating]) -> Alternative | None:
-    """The preferred procedure when it beats the order on category, or equals it with less radiation."""
+def _merits(option: Rating, ordered: Rating, rules: Rules) -> list[str]:
+    """What speaks for `option` beside its category: first-line test, less radiation."""
+    merits = []
+    if option.first_line and not ordered.first_line:
+        merits.append(f"it is the first-line test ({rules.citations[option.first_line].label})")
+    radiation = option.procedure.radiation
+    if radiation.rank < ordered.procedure.radiation.rank:
+        merits.append(
+            "it involves no ionising radiation"
+            if radiation.rank == 0
+            else f"it has a lower radiation level ({radiation.describe()})"
+        )
+    return merits
+
+
+def _alternative(ordered: Rating, ratings: Sequence[Rating], rules: Rules) -> Alternative | None:
+    """The preferred procedure, only when it is in a better category than the order (and appropriate)."""
     best = _best(ratings, ordered.procedure.modality)
     if (
-        best.procedure.id == ordered.procedure.id
+        best.appropriateness.rank <= ordered.appropriateness.rank
         or best.appropriateness.rank < Appropriateness.MAY_BE_APPROPRIATE.rank
     ):
         return None
-    better_category = best.appropriateness.rank > ordered.appropriateness.rank
-    less_radiation = best.procedure.radiation.rank < ordered.procedure.radiation.rank
-    if not better_category and not (less_radiation and best.appropriateness is ordered.appropriateness):
+    ordered_title = ordered.procedure.title[0].lower() + ordered.procedure.title[1:]
+    reason = (
+        f"{best.procedure.title} is rated {_phrase(best.appropriateness)}, "
+        f"whereas {ordered_title} is rated {_phrase(ordered.appropriateness)}"
+    )
+    return Alternative(best, "; ".join([reason, *_merits(best, ordered, rules)]) + ".")
+
+
+def _equal_option(ordered: Rating, ratings: Sequence[Rating], rules: Rules) -> Alternative | None:
+    """For an order already in the best category: an equal procedure that is first-line or spares radiation.
+
+    Only mentioned: switching within a category would trade a usually appropriate test for another
+    (e.g. radiography, first-line for fracture risk, for a far costlier MRI).
+    """
+    if (
+        ordered.appropriateness.rank < Appropriateness.MAY_BE_APPROPRIATE.rank
+        or _best(ratings).appropriateness.rank > ordered.appropriateness.rank
+    ):
         return None
-    reason = f"{best.procedure.title} is rated {_phrase(best.appropriateness)}"
-    if better_category:
-        ordered_title = ordered.procedure.title[0].lower() + ordered.procedure.title[1:]
-        reason += f", whereas {ordered_title} is rated {_phrase(ordered.appropriateness)}"
-    if less_radiation:
-        radiation = best.procedure.radiation
-        reason += (
-            "; it involves no ionising radiation"
-            if radiation.rank == 0
-            else f"; it has a lower radiation level ({radiation.describe()})"
-        )
-    return Alternative(best, reason + ".")
+    options = [
+        rating
+        for rating in ratings
+        if rating.appropriateness is ordered.appropriateness
+        and rating.procedure.id != ordered.procedure.id
+        and _merits(rating, ordered, rules)
+    ]
+    if not options:
+        return None
+    option = _best(options, ordered.procedure.modality)
+    reason = f"{option.procedure.title} is also rated {_phrase(option.appropriateness)}"
+    return Alternative(option, "; ".join([reason, *_merits(option, ordered, rules)]) + ".")
 
 
-def _applicable(findings: Findings, order: ImagingOrder) -> bool:
-    return findings.episode.active or order.reason_names_low_back_pain or bool(order.reason_red_flags)
+# The mappings' own statement that the Conditions were read and hold no active low back pain diagnosis.
+# It names "episode" (its duration is unknown), yet the episode is known: absent.
+_NO_EPISODE_GAP = "no-active-low-back-pain"
+
+
+def _episode_undetermined(findings: Findings) -> bool:
+    """No active episode found, but Conditions were missing, partial or unreadable: it may exist."""
+    if findings.episode.active:
+        return False
+    return any("episode" in gap.affects and gap.id != _NO_EPISODE_GAP for gap in findings.data_gaps)
+
+
+def _applicability(findings: Findings, order: ImagingOrder, episode_undetermined: bool) -> Applicability:
+    if findings.episode.active or order.reason_names_low_back_pain or order.reason_red_flags:
+        return Applicability.APPLIES
+    return Applicability.UNDETERMINED if episode_undetermined else Applicability.NOT_APPLICABLE
 
 
 def _judge(
     order: ImagingOrder,
     rules: Rules,
-    findings: Findings,
+    applicability: Applicability,
     ratings: Mapping[str, Rating],
     if_present: Mapping[str, Rating],
     conservative_care_first: bool,
 ) -> OrderJudgement:
     procedure = rules.procedures.get(order.procedure)
-    if procedure is None or not _applicable(findings, order):
+    if procedure is None or applicability is Applicability.NOT_APPLICABLE:
         return OrderJudgement(
             order=order,
             procedure=procedure,
-            applicable=False,
+            applicability=Applicability.NOT_APPLICABLE,
             appropriateness=Appropriateness.NO_CRITERIA_APPLY,
             cells=(),
             alternative=None,
@@ -211,15 +280,18 @@ def _judge(
         )
     rating = ratings[procedure.id]
     would_be = if_present[procedure.id].appropriateness
+    every = list(ratings.values())
     return OrderJudgement(
         order=order,
         procedure=procedure,
-        applicable=True,
+        applicability=applicability,
         appropriateness=rating.appropriateness,
         cells=rating.cells,
-        alternative=_alternative(rating, list(ratings.values())),
+        alternative=_alternative(rating, every, rules),
         if_unchecked_present=would_be if would_be.rank > rating.appropriateness.rank else None,
         conservative_care_first=conservative_care_first,
+        equal_option=_equal_option(rating, every, rules),
+        first_line=rating.first_line,
     )
 
 
@@ -232,14 +304,16 @@ def _modalities(ratings: Iterable[Rating]) -> Mapping[Modality, Rating]:
 
 def assess(findings: Findings, rules: Rules) -> Decision:
     """Judge the patient and each of their imaging orders against the rules. Pure and deterministic."""
-    flags = _with_order_reasons(findings)
+    flags = findings.red_flags
     evaluator = _Evaluator(findings, flags)
     outcomes = {
         variant.id: evaluator.evaluate(variant.when)
         for variant in rules.variants.values()
         if variant.when is not None
     }
-    criteria_apply = findings.episode.active or any(_applicable(findings, order) for order in findings.orders)
+    episode_undetermined = _episode_undetermined(findings)
+    applicability = [_applicability(findings, order, episode_undetermined) for order in findings.orders]
+    criteria_apply = findings.episode.active or episode_undetermined or Applicability.APPLIES in applicability
     applied = _select_variants(rules, outcomes, count_unknown=False) if criteria_apply else []
     if_present = _select_variants(rules, outcomes, count_unknown=True) if criteria_apply else []
     applied_ids = {variant.id for variant in applied}
@@ -266,6 +340,7 @@ def assess(findings: Findings, rules: Rules) -> Decision:
         findings=findings,
         rules=rules,
         criteria_apply=criteria_apply,
+        episode_undetermined=episode_undetermined,
         variants=matches,
         possible_variants=possible,
         urgent=urgent.value is True,
@@ -283,8 +358,8 @@ def assess(findings: Findings, rules: Rules) -> Decision:
             else None
         ),
         orders=tuple(
-            _judge(order, rules, findings, ratings, ratings_if_present, conservative_care_first)
-            for order in findings.orders
+            _judge(order, rules, applies, ratings, ratings_if_present, conservative_care_first)
+            for order, applies in zip(findings.orders, applicability, strict=True)
         ),
         conservative_care_first=conservative_care_first,
     )

@@ -50,6 +50,12 @@ def respond(decision: Decision, *, quiet: bool = False) -> HookResponse:
 OBSERVATIONS_GAP = DataGap(
     "observations-not-supplied", "Observations were not supplied: fever could not be checked.", ("fever",)
 )
+UNREADABLE_LBP = DataGap(
+    "records-unreadable",
+    "Records that failed FHIR validation were skipped (see data quality) (1): the low back pain episode "
+    "could not be fully checked.",
+    ("episode",),
+)
 CASES: dict[str, Callable[[], Findings]] = {
     "v1 mri": lambda: findings(orders=[imaging_order("mri-lumbar-without-contrast")]),
     "v1 ct, fever unchecked": lambda: findings(
@@ -288,21 +294,24 @@ def test_the_replacement_keeps_the_orders_code_system(rules: Rules) -> None:
     assert (coding["system"], coding["code"]) == ("http://loinc.org", "30679-5")
 
 
-def test_an_appropriate_order_with_a_radiation_free_equal_is_offered_it_without_insisting(
-    rules: Rules,
-) -> None:
+def test_an_appropriate_order_is_not_switched_to_an_equal_one_only_told_of_it(rules: Rules) -> None:
+    """X-ray for fracture risk: no "Order MRI instead" (same category, far costlier); MRI is mentioned."""
     (card,) = respond(assess(CASES["v6 x-ray"](), rules)).body["cards"]
-    (suggestion,) = card["suggestions"]
-    assert suggestion["label"] == "Order lumbar MRI without contrast instead"
-    assert suggestion["isRecommended"] is False
-    assert "MRI" not in card["summary"]  # an equal choice is not pushed in the summary
+    assert "suggestions" not in card
+    assert "MRI" not in card["summary"]
+    detail = card["detail"]
     assert (
-        "**Equally appropriate option:** Lumbar MRI without contrast is rated usually appropriate;"
-        in card["detail"]
+        "**Equally appropriate option:** Lumbar MRI without contrast is also rated usually appropriate; "
+        "it involves no ionising radiation."
+    ) in detail
+    assert "The order need not change." in detail
+    assert (
+        "- First-line test here ([ACP 2011](https://doi.org/10.7326/0003-4819-154-3-201102010-00008))"
+        in detail
     )
 
 
-@pytest.mark.parametrize("name", ["v5 mri", "neuro mri", "no criteria"])
+@pytest.mark.parametrize("name", ["v5 mri", "neuro mri", "no criteria", "v6 x-ray"])
 def test_the_best_choice_and_orders_without_criteria_get_no_suggestions(rules: Rules, name: str) -> None:
     (card,) = respond(assess(CASES[name](), rules)).body["cards"]
     assert "suggestions" not in card
@@ -383,6 +392,140 @@ def test_quiet_mode_drops_info_cards_for_appropriate_orders_but_keeps_the_rating
     assert len(quiet["cards"]) == (1 if kept else 0)
     assert quiet["systemActions"] == loud["systemActions"]
     assert card_rule_violations(quiet) == []
+
+
+def test_quiet_mode_never_hides_an_urgent_card_even_without_criteria(rules: Rules) -> None:
+    """Cauda equina documented, order not for back pain: still urgent, critical, and never quieted."""
+    order = imaging_order("mri-lumbar-without-contrast", reason_lbp=False)
+    decision = assess(findings(episode_active=False, present=["cauda-equina"], orders=[order]), rules)
+    (judgement,) = decision.orders
+    assert judgement.appropriateness.value == "no-criteria-apply"
+    (card,) = respond(decision, quiet=True).body["cards"]
+    assert card["indicator"] == "critical"
+    assert card["summary"].startswith("Urgent: suspected cauda equina syndrome.")
+    assert "emergency referral" in card["summary"]
+    assert card["extension"][EXTENSION_KEY]["urgent"] is True
+    assert "**Urgent evaluation is needed; consider emergency referral.**" in card["detail"]
+
+
+@pytest.mark.parametrize(
+    "decision_of",
+    [
+        lambda: findings(
+            unknown=["cauda-equina"], present=["osteoporosis"], orders=[imaging_order("xr-lumbar")]
+        ),
+        lambda: findings(
+            episode_active=False, gaps=[UNREADABLE_LBP], present=["osteoporosis"],
+            orders=[imaging_order("xr-lumbar", reason_lbp=False)],
+        ),
+    ],
+    ids=["urgent flag unchecked", "rating withheld"],
+)  # fmt: skip
+def test_quiet_mode_keeps_info_cards_that_carry_what_no_system_action_does(
+    rules: Rules, decision_of: Callable[[], Findings]
+) -> None:
+    decision = assess(decision_of(), rules)
+    (card,) = respond(decision, quiet=True).body["cards"]
+    assert card["indicator"] == "info"
+
+
+# Unknown applicability: judged as if criteria apply, rating withheld. -----------------------------------
+
+
+def test_an_unreadable_back_pain_diagnosis_with_cauda_equina_gives_a_critical_unrated_card(
+    rules: Rules,
+) -> None:
+    order = imaging_order("mri-lumbar-without-contrast", reason_lbp=False)
+    decision = assess(
+        findings(episode_active=False, gaps=[UNREADABLE_LBP], present=["cauda-equina"], orders=[order]), rules
+    )
+    body = respond(decision).body
+    assert card_rule_violations(body) == []
+    (card,) = body["cards"]
+    assert card["indicator"] == "critical"
+    assert card["summary"].startswith("Urgent: suspected cauda equina syndrome. Lumbar MRI without contrast:")
+    verdict = card["extension"][EXTENSION_KEY]
+    assert (verdict["appropriateness"], verdict["urgent"], verdict["variants"]) == (
+        "usually-appropriate",
+        True,
+        ["V4"],
+    )
+    detail = card["detail"]
+    assert "**The low back pain diagnosis could not be confirmed from the record**" in detail
+    assert "no PAMA rating was recorded on the order, since it is not known whether low back pain" in detail
+    assert "systemActions" not in body
+    assert "extension" not in body
+    (answer,) = evaluate_answer(decision, assessment_id=ASSESSMENT_ID)["orders"]
+    assert "pamaRating" not in answer
+    assert answer["pamaRatingWithheld"]["reason"] == "low-back-pain-unconfirmed"
+
+
+def test_an_unconfirmed_diagnosis_gets_no_physical_therapy_referral_and_an_unrated_replacement(
+    rules: Rules,
+) -> None:
+    orders = [imaging_order("ct-lumbar-with-contrast", reason_lbp=False)]
+    decision = assess(
+        findings(episode_active=False, gaps=[UNREADABLE_LBP], present=["osteoporosis"], orders=orders), rules
+    )
+    (card,) = respond(decision).body["cards"]
+    assert card["summary"] == (
+        "Lumbar CT with contrast: usually not appropriate if for low back pain; the diagnosis could not be "
+        "confirmed from the record"
+    )
+    labels = [suggestion["label"] for suggestion in card["suggestions"]]
+    assert labels == ["Order lumbar spine X-ray instead", "Cancel this imaging order"]
+    replacement = card["suggestions"][0]["actions"][0]["resource"]
+    assert "extension" not in replacement  # no rating can be determined for it either
+    (v1,) = respond(assess(findings(episode_active=False, gaps=[UNREADABLE_LBP], orders=orders), rules)).body[
+        "cards"
+    ]
+    assert [suggestion["label"] for suggestion in v1["suggestions"]] == ["Cancel this imaging order"]
+
+
+# Ratings that unchecked data would change are not written into the order. -------------------------------
+
+
+def test_no_system_action_when_unchecked_data_would_change_the_rating(rules: Rules) -> None:
+    orders = [
+        imaging_order("mri-lumbar-without-contrast", "mri"),
+        imaging_order("mri-lumbar-with-contrast", "c"),
+    ]
+    decision = assess(findings(unknown=["fever"], gaps=[OBSERVATIONS_GAP], orders=orders), rules)
+    body = respond(decision).body
+    # MRI would be appropriate with a fever: withheld. MRI with contrast is not appropriate either way.
+    assert [action["resource"]["id"] for action in body["systemActions"]] == ["c"]
+    mri_card = body["cards"][0]
+    assert mri_card["extension"][EXTENSION_KEY]["appropriateness"] == "usually-not-appropriate"
+    assert (
+        "provisional; no PAMA rating was recorded on the order, since what could not be checked would change "
+        "it (it would be appropriate if those findings were present)"
+    ) in mri_card["detail"]
+    mri, contrast = evaluate_answer(decision, assessment_id=ASSESSMENT_ID)["orders"]
+    assert "pamaRating" not in mri
+    assert mri["pamaRatingWithheld"] == {
+        "reason": "unchecked-data",
+        "description": "No PAMA rating was recorded on the order: what could not be checked would change it "
+        "(it would be appropriate if those findings were present).",
+    }
+    assert contrast["pamaRating"] == "not-appropriate"
+
+
+# Urgency that could not be checked. --------------------------------------------------------------------
+
+
+def test_an_unchecked_urgent_flag_is_said_first_and_in_the_evaluate_answer(rules: Rules) -> None:
+    order = imaging_order("xr-lumbar")
+    decision = assess(findings(unknown=["cauda-equina"], present=["osteoporosis"], orders=[order]), rules)
+    (card,) = respond(decision).body["cards"]
+    first_block = card["detail"].split("\n\n")[0]
+    assert first_block == (
+        "**Suspected cauda equina syndrome could not be checked** (observations (temperature, weight) "
+        "missing, partly supplied or unreadable). If present, this is urgent: urgent evaluation is needed; "
+        "consider emergency referral."
+    )
+    answer = evaluate_answer(decision, assessment_id=ASSESSMENT_ID)
+    assert answer["urgent"] is False
+    assert answer["urgentUnchecked"] == ["cauda-equina"]
 
 
 # The detail. -------------------------------------------------------------------------------------------

@@ -4,13 +4,34 @@ from __future__ import annotations
 
 import copy
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
-from fhir_mappings.model import PROCEDURE_IDS, RED_FLAG_IDS, DataGap, FlagStatus
-from service.rules import Appropriateness, Category, PamaRating, Rules, assess, load_rules
+from fhir_mappings import findings as map_findings
+from fhir_mappings import imaging_orders
+from fhir_mappings.model import (
+    PROCEDURE_IDS,
+    RED_FLAG_IDS,
+    DataGap,
+    Evidence,
+    FlagStatus,
+    InputKind,
+    PatientRecord,
+    RedFlag,
+)
+from service.rules import (
+    Applicability,
+    Appropriateness,
+    Category,
+    PamaRating,
+    RatingWithheld,
+    Rules,
+    assess,
+    load_rules,
+)
 
-from .builders import findings, imaging_order
+from .builders import AS_OF, ICD10, SNOMED, findings, imaging_order, service_request
 
 UA = Appropriateness.USUALLY_APPROPRIATE
 MBA = Appropriateness.MAY_BE_APPROPRIATE
@@ -225,15 +246,76 @@ def test_ct_for_suspected_cancer_has_mri_without_contrast_as_the_better_choice(r
     assert "no ionising radiation" in judgement.alternative.reason
 
 
-def test_an_equally_appropriate_procedure_without_radiation_is_offered(rules: Rules) -> None:
+@pytest.mark.parametrize(
+    ("present", "procedure"),
+    [
+        (["osteoporosis"], "xr-lumbar"),  # V6: X-ray and MRI both usually appropriate
+        (["recent-trauma"], "ct-lumbar-without-contrast"),  # V6
+        (["prior-lumbar-surgery"], "xr-lumbar"),  # V5
+        (["osteoporosis"], "mri-lumbar-without-contrast"),  # V6: X-ray is first-line, same category
+    ],
+)
+def test_an_order_in_the_best_category_is_never_switched_to_another_of_that_category(
+    rules: Rules, present: list[str], procedure: str
+) -> None:
+    (judgement,) = assess(findings(present=present, orders=[imaging_order(procedure)]), rules).orders
+    assert judgement.appropriateness is UA
+    assert judgement.alternative is None
+
+
+def test_an_equally_appropriate_option_is_only_mentioned(rules: Rules) -> None:
+    """X-ray for fracture risk: MRI spares radiation, but the order stands; it is only an option."""
     (judgement,) = assess(
         findings(present=["osteoporosis"], orders=[imaging_order("xr-lumbar")]), rules
     ).orders
-    assert judgement.appropriateness is UA
+    assert judgement.alternative is None
+    assert judgement.equal_option is not None
+    assert judgement.equal_option.rating.procedure.id == "mri-lumbar-without-contrast"
+    assert judgement.equal_option.reason == (
+        "Lumbar MRI without contrast is also rated usually appropriate; it involves no ionising radiation."
+    )
+    assert judgement.first_line == "acp-2011"  # the order is the guideline's first-line test
+
+
+def test_an_mri_for_fracture_risk_is_told_radiography_is_first_line(rules: Rules) -> None:
+    (judgement,) = assess(
+        findings(present=["osteoporosis"], orders=[imaging_order("mri-lumbar-without-contrast")]), rules
+    ).orders
+    assert judgement.alternative is None
+    assert judgement.first_line is None
+    assert judgement.equal_option is not None
+    assert judgement.equal_option.rating.procedure.id == "xr-lumbar"
+    assert "first-line test (ACP 2011)" in judgement.equal_option.reason
+
+
+@pytest.mark.parametrize(
+    ("present", "recommended"),
+    [
+        (["osteoporosis"], "xr-lumbar"),  # ACP 2011: radiography first for compression-fracture risk
+        (["osteoporosis", "prior-lumbar-surgery"], "xr-lumbar"),  # V5 rates it usually appropriate too
+        (["osteoporosis", "cauda-equina"], "mri-lumbar-without-contrast"),  # V4 rates X-ray not appropriate
+        (["osteoporosis", "cancer-history"], "mri-lumbar-without-contrast"),  # V7 rates X-ray may be
+        (["prior-lumbar-surgery"], "mri-lumbar-without-contrast"),  # no first line: least radiation
+    ],
+)
+def test_recommended_prefers_the_first_line_test_only_where_every_variant_rates_it_best(
+    rules: Rules, present: list[str], recommended: str
+) -> None:
+    decision = assess(findings(present=present), rules)
+    assert decision.recommended is not None
+    assert decision.recommended.procedure.id == recommended
+
+
+def test_a_worse_order_for_fracture_risk_is_offered_the_first_line_test(rules: Rules) -> None:
+    (judgement,) = assess(
+        findings(present=["osteoporosis"], orders=[imaging_order("ct-lumbar-with-contrast")]), rules
+    ).orders
+    assert judgement.appropriateness is UNA
     assert judgement.alternative is not None
-    assert judgement.alternative.rating.procedure.id == "mri-lumbar-without-contrast"
-    assert judgement.alternative.reason.startswith(
-        "Lumbar MRI without contrast is rated usually appropriate;"
+    assert judgement.alternative.rating.procedure.id == "xr-lumbar"
+    assert judgement.alternative.reason == (
+        "Lumbar spine X-ray is rated usually appropriate, whereas lumbar CT with contrast is rated usually "
+        "not appropriate; it is the first-line test (ACP 2011)."
     )
 
 
@@ -257,7 +339,7 @@ def test_ties_on_category_and_radiation_prefer_the_ordered_modality(rules: Rules
     cells["mri-lumbar-without-contrast"] = replace(
         cells["mri-lumbar-without-contrast"], category=Category.MAY_BE_APPROPRIATE
     )
-    edited = replace(rules, variants={**rules.variants, "V6": replace(variant, cells=cells)})
+    edited = replace(rules, variants={**rules.variants, "V6": replace(variant, cells=cells, first_line=None)})
     orders = [
         imaging_order("ct-lumbar-with-contrast", "ct"),
         imaging_order("mri-lumbar-with-contrast", "mri"),
@@ -363,22 +445,71 @@ def test_an_order_whose_reason_names_low_back_pain_is_judged_without_a_recorded_
     assert decision.orders[0].appropriateness is UNA
 
 
-def test_an_order_whose_reason_names_a_red_flag_brings_that_flag_with_its_evidence(rules: Rules) -> None:
+def test_an_order_whose_reason_names_a_red_flag_is_judged_on_that_flag(rules: Rules) -> None:
+    """The mappings make an order-reason red flag present with the order as evidence (see below)."""
     order = imaging_order("mri-lumbar-without-contrast", reason_lbp=False, reason_flags=("cauda-equina",))
-    decision = assess(findings(episode_active=False, orders=[order]), rules)
+    given = findings(episode_active=False, orders=[order])
+    evidence = Evidence("ServiceRequest/o1", detail="named as the reason for this order")
+    flags = {**given.red_flags, "cauda-equina": RedFlag("cauda-equina", FlagStatus.PRESENT, (evidence,))}
+    decision = assess(replace(given, red_flags=flags), rules)
     assert decision.variant_ids() == ("V4",)
     assert decision.urgent
-    (flag,) = decision.red_flags
-    assert flag.status is FlagStatus.PRESENT
-    assert [evidence.reference for evidence in flag.evidence] == ["ServiceRequest/o1"]
+    assert decision.red_flags == (flags["cauda-equina"],)
     assert decision.orders[0].appropriateness is UA
 
 
-def test_an_order_reason_adds_its_evidence_to_a_flag_already_recorded(rules: Rules) -> None:
+def test_the_engine_takes_red_flags_from_the_findings_only(rules: Rules) -> None:
+    """No second copy of the mappings' order-reason rule: the findings are the single source."""
     order = imaging_order("mri-lumbar-without-contrast", reason_flags=("fever",))
-    decision = assess(findings(present=["fever"], orders=[order]), rules)
-    (flag,) = decision.red_flags
-    assert [evidence.reference for evidence in flag.evidence] == ["Condition/fever", "ServiceRequest/o1"]
+    given = findings(present=["fever"], orders=[order])
+    decision = assess(given, rules)
+    assert decision.red_flags == (given.red_flags["fever"],)
+    assert [evidence.reference for evidence in decision.red_flags[0].evidence] == ["Condition/fever"]
+
+
+SR = "ServiceRequest"
+CAUDA_EQUINA_REASON = {
+    "coding": [{"system": SNOMED, "code": "192970008", "display": "Cauda equina syndrome"}]
+}
+
+
+@pytest.mark.parametrize(
+    ("reason", "contained"),
+    [
+        ({"reasonCode": [CAUDA_EQUINA_REASON]}, []),
+        ({"reasonReference": [{"reference": "Condition/ce"}]}, []),
+        ({"reasonReference": [{"reference": "#ce"}]}, [{"resourceType": "Condition", "id": "ce",
+                                                         "code": CAUDA_EQUINA_REASON}]),
+    ],
+    ids=["reasonCode", "reasonReference", "contained"],
+)  # fmt: skip
+def test_the_mappings_already_make_order_reason_flags_present_with_the_order_as_evidence(
+    reason: dict[str, Any], contained: list[dict[str, Any]]
+) -> None:
+    """Why the engine no longer adds order-reason flags itself: the real mappings already do."""
+    condition = {
+        "resourceType": "Condition",
+        "id": "ce",
+        "code": CAUDA_EQUINA_REASON,
+        "clinicalStatus": {"coding": [{"code": "resolved"}]},  # resolved: not a red flag on its own
+        "subject": {"reference": "Patient/p1"},
+    }
+    resource = service_request("img", "mri-lumbar-without-contrast")
+    del resource["reasonCode"]
+    resource.update(reason)
+    if contained:
+        resource["contained"] = contained
+    orders = imaging_orders({"resourceType": "Bundle", "entry": [{"resource": resource}]})
+    record = PatientRecord(patient=PATIENT, conditions=[condition])
+    mapped = map_findings(record, orders, AS_OF)
+    (order,) = mapped.orders
+    assert order.reason_red_flags == ("cauda-equina",)
+    flag = mapped.red_flags["cauda-equina"]
+    assert flag.status is FlagStatus.PRESENT
+    assert [evidence.reference for evidence in flag.evidence] == [f"{SR}/img"]
+    decision = assess(mapped, load_rules())
+    assert decision.red_flags == (flag,)
+    assert decision.urgent
 
 
 def test_a_procedure_the_rules_do_not_know_has_no_criteria(rules: Rules) -> None:
@@ -386,6 +517,117 @@ def test_a_procedure_the_rules_do_not_know_has_no_criteria(rules: Rules) -> None
     (judgement,) = assess(findings(orders=[order]), rules).orders
     assert judgement.procedure is None
     assert judgement.appropriateness is NCA
+
+
+# The low back pain diagnosis could not be read: judged as if criteria apply, never "no criteria". -------
+
+UNREADABLE_LBP = DataGap(
+    "records-unreadable",
+    "Records that failed FHIR validation were skipped (see data quality) (1): the low back pain episode "
+    "could not be fully checked.",
+    ("episode",),
+)
+NO_ACTIVE_LBP = DataGap(
+    "no-active-low-back-pain",
+    "No active low back pain diagnosis was found in the Conditions.",
+    ("episode", "therapy"),
+)
+CONDITIONS_INCOMPLETE = DataGap(
+    "conditions-incomplete", "Conditions were only partly supplied.", ("cauda-equina", "episode", "therapy")
+)
+
+
+@pytest.mark.parametrize("gaps", [[UNREADABLE_LBP, NO_ACTIVE_LBP], [CONDITIONS_INCOMPLETE, NO_ACTIVE_LBP]])
+def test_an_unreadable_episode_with_cauda_equina_is_judged_and_urgent(
+    rules: Rules, gaps: list[DataGap]
+) -> None:
+    order = imaging_order("mri-lumbar-without-contrast", reason_lbp=False)
+    decision = assess(
+        findings(episode_active=False, present=["cauda-equina"], gaps=gaps, orders=[order]), rules
+    )
+    assert decision.episode_undetermined
+    assert decision.criteria_apply
+    assert decision.urgent
+    assert decision.variant_ids() == ("V4",)
+    (judgement,) = decision.orders
+    assert judgement.applicability is Applicability.UNDETERMINED
+    assert judgement.applicable  # judged as if criteria apply: the safer reading
+    assert judgement.appropriateness is UA
+    assert judgement.rating_withheld is RatingWithheld.LOW_BACK_PAIN_UNCONFIRMED
+
+
+def test_no_active_low_back_pain_in_a_complete_record_still_has_no_criteria(rules: Rules) -> None:
+    order = imaging_order("mri-lumbar-without-contrast", reason_lbp=False)
+    decision = assess(findings(episode_active=False, gaps=[NO_ACTIVE_LBP], orders=[order]), rules)
+    assert not decision.episode_undetermined
+    (judgement,) = decision.orders
+    assert judgement.applicability is Applicability.NOT_APPLICABLE
+    assert judgement.appropriateness is NCA
+    assert judgement.rating_withheld is None
+
+
+def test_an_order_whose_reason_names_low_back_pain_applies_whatever_the_record(rules: Rules) -> None:
+    order = imaging_order("xr-lumbar", reason_lbp=True)
+    decision = assess(findings(episode_active=False, gaps=[UNREADABLE_LBP], orders=[order]), rules)
+    assert decision.orders[0].applicability is Applicability.APPLIES
+    assert decision.orders[0].rating_withheld is None
+
+
+PATIENT = {"resourceType": "Patient", "id": "p1", "birthDate": "1985-01-01"}  # 40: no age flag
+LBP_CONDITION = {
+    "resourceType": "Condition",
+    "id": "lbp",
+    "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                                   "code": "active"}]},
+    "code": {"coding": [{"system": ICD10, "code": "M54.50"}]},
+    "subject": {"reference": "Patient/p1"},
+    "onsetDateTime": "2025-05-20",
+}  # fmt: skip
+UNREADABLE_LBP_CONDITION = {**LBP_CONDITION, "onsetDateTime": "2025-05-20T10:00:00"}
+
+
+@pytest.mark.parametrize(
+    ("record", "applicability"),
+    [
+        (PatientRecord(patient=PATIENT, conditions=[LBP_CONDITION]), Applicability.APPLIES),
+        (PatientRecord(patient=PATIENT, conditions=[]), Applicability.NOT_APPLICABLE),
+        # onsetDateTime with a time but no timezone fails FHIR R4B validation: the Condition is skipped.
+        (PatientRecord(patient=PATIENT, conditions=[UNREADABLE_LBP_CONDITION]), Applicability.UNDETERMINED),
+        (PatientRecord(patient=PATIENT), Applicability.UNDETERMINED),  # Conditions not supplied
+        (PatientRecord(patient=PATIENT, conditions=[], incomplete={InputKind.CONDITIONS}),
+         Applicability.UNDETERMINED),  # truncated
+    ],
+    ids=["active", "none", "unreadable", "not-supplied", "incomplete"],
+)  # fmt: skip
+def test_applicability_from_what_the_real_mappings_report(
+    rules: Rules, record: PatientRecord, applicability: Applicability
+) -> None:
+    """Pins the mappings' data gaps the engine reads, so a change in them cannot go unnoticed."""
+    resource = service_request("img", "mri-lumbar-without-contrast", reasonCode=[])
+    orders = imaging_orders({"resourceType": "Bundle", "entry": [{"resource": resource}]})
+    decision = assess(map_findings(record, orders, AS_OF), rules)
+    assert decision.orders[0].applicability is applicability
+    assert decision.episode_undetermined is (applicability is Applicability.UNDETERMINED)
+
+
+# Rating withheld when unchecked data would change it. ---------------------------------------------------
+
+
+def test_the_rating_is_withheld_when_unchecked_data_would_change_it(rules: Rules) -> None:
+    order = imaging_order("mri-lumbar-without-contrast")  # not appropriate in V1, appropriate with a fever
+    (judgement,) = assess(findings(unknown=["fever"], orders=[order]), rules).orders
+    assert judgement.if_unchecked_present is UA
+    assert judgement.rating_withheld is RatingWithheld.UNCHECKED_DATA
+
+
+def test_the_rating_stands_when_unchecked_data_would_not_change_the_pama_code(rules: Rules) -> None:
+    """CT without contrast: may be appropriate in V7, usually with a fracture: "appropriate" either way."""
+    order = imaging_order("ct-lumbar-without-contrast")
+    (judgement,) = assess(
+        findings(present=["cancer-history"], unknown=["osteoporosis"], orders=[order]), rules
+    ).orders
+    assert (judgement.appropriateness, judgement.if_unchecked_present) == (MBA, UA)
+    assert judgement.rating_withheld is None
 
 
 # Purity. -----------------------------------------------------------------------------------------------

@@ -102,7 +102,8 @@ def test_fracture_risk_names_radiography_first_line_citing_acp_2011(rules: Rules
     first_line = rules.variants["V6"].first_line
     assert first_line is not None
     assert (first_line.procedures, first_line.citation) == (("xr-lumbar",), "acp-2011")
-    assert first_line.note and "compression" in first_line.note
+    assert first_line.note is not None
+    assert "compression" in first_line.note
 
 
 def test_every_shipped_procedure_has_radiation_and_a_code_to_order_it_by(rules: Rules) -> None:
