@@ -13,13 +13,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from functools import cache
 
 from fhir_mappings.collect import Collector, Problem, evidence_for
 from fhir_mappings.criteria import LOW_BACK_PAIN, RED_FLAGS, ConditionCriterion, Timing, condition_value_sets
 from fhir_mappings.fhirdates import DateSpan, parse_fhir_date
 from fhir_mappings.fhirjson import Coding, Resource, child, concept_codes, resource_type
 from fhir_mappings.model import Episode, Evidence, InputKind
-from fhir_mappings.terminology import code_index
+from fhir_mappings.terminology import CodeIndex, code_index
 
 IGNORED_VERIFICATION = frozenset({"refuted", "entered-in-error"})
 ACTIVE_CLINICAL = frozenset({"active", "recurrence", "relapse"})
@@ -57,11 +58,17 @@ def is_clinically_active(condition: Resource) -> bool:
     return not any(condition.get(key) for key in _ABATEMENT) and condition.get("abatementBoolean") is not True
 
 
+@cache
+def _condition_index() -> CodeIndex:
+    # Looked up once per Condition: spares hashing a dozen value set ids each time.
+    return code_index(*condition_value_sets())
+
+
 def read_condition(condition: Resource, collector: Collector) -> ConditionFacts | None:
     """The facts of a Condition coded in a value set the mappings read; None for anything else."""
     if resource_type(condition) != "Condition":
         return None
-    index = code_index(*condition_value_sets())
+    index = _condition_index()
     matched: dict[str, Coding] = {}
     for coding in collector.codings_of(condition):
         for vs_id in index.matching(coding[0], coding[1]):

@@ -33,7 +33,13 @@ class DateSpan:
 
     def within_last(self, days: int, as_of: date) -> bool:
         """Whether the record could fall in the `days` days up to `as_of` (a later date also counts)."""
-        return self.latest >= as_of - timedelta(days=days)
+        return self.latest >= _window_start(as_of, days)
+
+
+@lru_cache(maxsize=256)
+def _window_start(as_of: date, days: int) -> date:
+    # Asked for every dated candidate record with the same few windows: built once, not per record.
+    return as_of - timedelta(days=days)
 
 
 def parse_fhir_date(value: Any) -> DateSpan | None:

@@ -178,9 +178,12 @@ def _order_reasons(
     orders: Sequence[ImagingOrder], record: PatientRecord, collector: Collector
 ) -> tuple[ImagingOrder, ...]:
     """Resolves each order's reasons against the record; a red flag named there is present."""
-    conditions = _resolver(record)
+    conditions: dict[str, Resource] | None = None  # built on the first reasonReference, most orders have none
 
     def resolve(key: str) -> Resource | None:
+        nonlocal conditions
+        if conditions is None:
+            conditions = _resolver(record)
         condition = conditions.get(key)
         return condition if condition is not None and collector.validator.is_valid(condition) else None
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from fhir_mappings.collect import Collector, Problem, evidence_for
 from fhir_mappings.criteria import (
@@ -61,7 +62,8 @@ class Reading:
 
 def _quantity(observation: Resource) -> tuple[Decimal, str | None] | None:
     """The valueQuantity's value and unit key (UCUM code, else unit text), lower-cased."""
-    value = child(observation, "valueQuantity", "value")
+    quantity: Any = observation.get("valueQuantity")
+    value = child(quantity, "value")
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         return None
     try:
@@ -70,9 +72,9 @@ def _quantity(observation: Resource) -> tuple[Decimal, str | None] | None:
         return None
     if not number.is_finite():
         return None
-    system = as_text(child(observation, "valueQuantity", "system"))
-    code = as_text(child(observation, "valueQuantity", "code"))
-    unit = code if code and system in (None, UCUM) else as_text(child(observation, "valueQuantity", "unit"))
+    system = as_text(quantity.get("system"))  # `value` was found: `quantity` is an object
+    code = as_text(quantity.get("code"))
+    unit = code if code and system in (None, UCUM) else as_text(quantity.get("unit"))
     return number, unit.strip().lower() if unit else None
 
 
