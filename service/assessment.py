@@ -8,11 +8,50 @@ from dataclasses import replace
 from datetime import date, datetime
 
 from fhir_mappings import findings as map_findings
-from fhir_mappings.model import DataGap, DataQualityNote, Findings, ImagingOrder, PatientRecord
+from fhir_mappings.model import DataGap, DataQualityNote, Findings, ImagingOrder, InputKind, PatientRecord
 from service.cds.cards import CardIds
 from service.rules import Decision, Rules, assess
 from service.runtime import Runtime
+from service.security import annotate
 from service.store import AssessmentRecord, EvidenceReference, OrderRecord
+
+
+def _explained(gaps: tuple[DataGap, ...], why: Mapping[InputKind, Sequence[str]]) -> tuple[DataGap, ...]:
+    """Add to each input's gap why that input is missing or partial, so the card has one line per input.
+
+    The mappings name their input gaps `<kind>-not-supplied` / `<kind>-incomplete`, kind as in
+    `fhir_mappings.findings._gap_name` (InputKind name, lower case, `_` -> `-`).
+    """
+    explained: list[DataGap] = []
+    unmatched = dict(why)
+    for gap in gaps:
+        kind = next(
+            (
+                k
+                for k in unmatched
+                if gap.id in {f"{_gap_name(k)}-not-supplied", f"{_gap_name(k)}-incomplete"}
+            ),
+            None,
+        )
+        if kind is None:
+            explained.append(gap)
+            continue
+        reasons = "; ".join(unmatched.pop(kind))
+        explained.append(replace(gap, description=f"{gap.description} Why: {reasons}."))
+    # A reason with no gap of its own (the input was read in part but still proved complete enough).
+    explained.extend(
+        DataGap(id=f"{_gap_name(kind)}-partly-read", description=f"{'; '.join(reasons)}.")
+        for kind, reasons in unmatched.items()
+    )
+    return tuple(explained)
+
+
+def _gap_name(kind: InputKind) -> str:
+    return kind.name.lower().replace("_", "-")
+
+
+def _input_gap_ids(kind: InputKind) -> set[str]:
+    return {f"{_gap_name(kind)}-not-supplied", f"{_gap_name(kind)}-incomplete"}
 
 
 def assess_record(
@@ -22,13 +61,17 @@ def assess_record(
     as_of: date,
     *,
     quality_notes: Iterable[DataQualityNote],
-    extra_gaps: Iterable[DataGap],
+    why_missing: Mapping[InputKind, Sequence[str]],
 ) -> tuple[Findings, Decision]:
+    """Map the record and judge it. `why_missing` says, per input, why it was missing or partial (the
+    FHIR fetch's reasons), in a clinician's words."""
     findings = map_findings(record, orders, as_of)
-    notes, gaps = tuple(quality_notes), tuple(extra_gaps)
-    if notes or gaps:
+    notes = tuple(quality_notes)
+    if notes or why_missing:
         findings = replace(
-            findings, data_quality=findings.data_quality + notes, data_gaps=findings.data_gaps + gaps
+            findings,
+            data_quality=findings.data_quality + notes,
+            data_gaps=_explained(findings.data_gaps, why_missing),
         )
     return findings, assess(findings, rules)
 
@@ -125,4 +168,18 @@ def save_assessment(
             latency_ms=round((time.perf_counter() - started) * 1000, 3),
             orderer_reference=orderer_reference,
         )
+    )
+
+
+def annotate_decision(decision: Decision, assessment_id: str) -> None:
+    """The request log line names the rules that fired and the outcome (ids and codes only, no PHI)."""
+    annotate(
+        outcome="assessed",
+        assessmentId=assessment_id,
+        rulesVersion=decision.rules_version,
+        variants=list(decision.variant_ids()),
+        redFlags=list(decision.red_flag_ids()),
+        uncheckedRedFlags=[flag.id for flag in decision.unchecked_flags],
+        urgent=decision.urgent,
+        appropriateness=[judgement.appropriateness.value for judgement in decision.orders],
     )

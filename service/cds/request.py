@@ -6,6 +6,7 @@ can find it in the request they sent.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,7 @@ class HookRequest:
     fhir_authorization: Mapping[str, Any] | None
 
 
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
 _EXPECTED: dict[type, str] = {str: "a non-empty string", dict: "an object", list: "an array"}
 
 
@@ -72,6 +74,19 @@ def _check_bundle(bundle: Mapping[str, Any], where: str, max_resources: int) -> 
             )
 
 
+def _check_unique_ids(bundle: Mapping[str, Any], where: str) -> None:
+    """Two draft orders with one id cannot each get their own card, suggestion and rating."""
+    seen: set[tuple[str, str]] = set()
+    for index, entry in enumerate(bundle.get("entry", [])):
+        resource = entry["resource"]
+        identity = (resource["resourceType"], resource.get("id"))
+        if isinstance(identity[1], str):
+            if identity in seen:
+                here = f"{where}.entry[{index}].resource.id"
+                raise bad_request(f"{here}: another draft order has the id {identity[1][:64]!r}", here)
+            seen.add(identity)
+
+
 def check_prefetch_value(value: Any, where: str, max_resources: int) -> None:
     """A prefetch value is a resource, a Bundle, or null (the client has no data)."""
     if value is None:
@@ -89,12 +104,16 @@ def parse_hook_request(body: Any, service: CdsService, *, max_resources: int) ->
     if hook != service.hook:
         raise bad_request(f"hook is {hook!r} but service {service.id!r} answers {service.hook!r}", "hook")
     hook_instance = _require(body, "hookInstance", str, "hookInstance")
+    if not _UUID.match(hook_instance):
+        # The spec's UUID; also keeps free text (and whatever it might name) out of logs and records.
+        raise bad_request("hookInstance must be a UUID", "hookInstance")
     context = _require(body, "context", dict, "context")
     patient_id = _require(context, "patientId", str, "context.patientId")
     user_id = _require(context, "userId", str, "context.userId")
     _optional(context, "encounterId", str, "context.encounterId")
     draft_orders = _require(context, "draftOrders", dict, "context.draftOrders")
     _check_bundle(draft_orders, "context.draftOrders", max_resources)
+    _check_unique_ids(draft_orders, "context.draftOrders")
 
     selections: tuple[str, ...] | None = None
     if hook == "order-select":

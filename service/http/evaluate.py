@@ -9,13 +9,12 @@ from flask import Blueprint, g, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from fhir_mappings import imaging_orders, record_from_bundle
-from service.assessment import assess_record, save_assessment
+from service.assessment import annotate_decision, assess_record, save_assessment
 from service.cds.request import check_prefetch_value
 from service.errors import bad_request
 from service.evaluate_answer import evaluate_answer
 from service.http.body import read_json_body
 from service.runtime import runtime
-from service.security import annotate
 
 blueprint = Blueprint("evaluate", __name__)
 EVALUATE_SERVICE_ID = "evaluate"
@@ -45,7 +44,7 @@ def evaluate() -> ResponseReturnValue:
     record, draft_orders, quality_notes = record_from_bundle(bundle)
     orders = imaging_orders(draft_orders)
     findings, decision = assess_record(
-        runtime_.rules, record, orders, as_of, quality_notes=quality_notes, extra_gaps=()
+        runtime_.rules, record, orders, as_of, quality_notes=quality_notes, why_missing={}
     )
     assessment_id = runtime_.new_id()
     client = g.get("cds_client")
@@ -60,5 +59,5 @@ def evaluate() -> ResponseReturnValue:
         card_ids=None,
         started=started,
     )
-    annotate(outcome="evaluated", orders=len(orders))
+    annotate_decision(decision, assessment_id)
     return jsonify(evaluate_answer(decision, assessment_id=assessment_id))

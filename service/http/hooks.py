@@ -10,8 +10,8 @@ from flask import Blueprint, g, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from fhir_mappings import build_record, imaging_orders
-from fhir_mappings.model import DataGap, InputKind
-from service.assessment import assess_record, save_assessment
+from fhir_mappings.model import InputKind
+from service.assessment import annotate_decision, assess_record, save_assessment
 from service.cds.cards import build_hook_response
 from service.cds.request import HookRequest, parse_hook_request
 from service.cds.services import CdsService
@@ -23,16 +23,21 @@ from service.security import annotate
 blueprint = Blueprint("cds_hooks", __name__)
 
 # Why a prefetch key could not be had, in a clinician's words (no server detail, no PHI). The codes are
-# `GatherResult.missing` reasons; `*-and-<why>` codes share the wording of their `<why>`.
-_NO_ACCESS = "it was not prefetched and the EHR granted no FHIR server access"
-_MISSING_REASONS = {
-    "no-fhirServer": _NO_ACCESS,
-    "no-fhirAuthorization": _NO_ACCESS,
-    "no-access-token": _NO_ACCESS,
-    "malformed-access-token": "it was not prefetched and the FHIR access token was unusable",
-    "unsupported-token-type": "it was not prefetched and the FHIR access token was unusable",
-    "untrusted-fhirServer": "it was not prefetched and the FHIR server is not on this client's allowlist",
-    "template-not-fillable": "it was not prefetched and the query could not be built from the context",
+# `GatherResult.missing` reasons; `<how>-and-<why>` codes say how prefetch failed and why no fetch helped.
+_NO_FETCH = {
+    "no-fhirServer": "the EHR granted no FHIR server access",
+    "no-fhirAuthorization": "the EHR granted no FHIR server access",
+    "no-access-token": "the EHR granted no FHIR server access",
+    "malformed-access-token": "the FHIR access token was unusable",
+    "unsupported-token-type": "the FHIR access token was unusable",
+    "untrusted-fhirServer": "the FHIR server is not on this client's allowlist",
+    "template-not-fillable": "the query could not be built from the context",
+}
+_PREFETCH = {
+    "not-prefetched": "it was not prefetched",
+    "prefetch-failed": "the EHR's prefetch of it failed",
+}
+_FETCH_FAILED = {
     "deadline": "the EHR's FHIR server did not answer in time",
     "timeout": "the EHR's FHIR server did not answer in time",
     "too-large": "the EHR's FHIR server answered with more data than the service accepts",
@@ -67,32 +72,30 @@ def _allowed_fhir_servers(runtime_: Runtime) -> tuple[str, ...]:
 
 
 def _missing_reason(reason: str) -> str:
-    why = reason.rsplit("-and-", 1)[-1]
-    if why.startswith("http-"):
-        return f"the EHR's FHIR server answered with an error (HTTP {why.removeprefix('http-')})"
-    return _MISSING_REASONS.get(why, "the EHR's FHIR server gave an unusable answer")
+    how, _, why = reason.partition("-and-")
+    if why:
+        return (
+            f"{_PREFETCH.get(how, 'it was not prefetched')} and {_NO_FETCH.get(why, 'could not be fetched')}"
+        )
+    if reason.startswith("http-"):
+        return f"the EHR's FHIR server answered with an error (HTTP {reason.removeprefix('http-')})"
+    return _FETCH_FAILED.get(reason, "the EHR's FHIR server gave an unusable answer")
 
 
-def _fetch_gaps(
-    missing: Mapping[str, str], truncated: Mapping[str, str], labels: Mapping[str, str]
-) -> list[DataGap]:
-    """Say which prefetch queries could not be run, or were read only in part, and why."""
-    gaps = [
-        DataGap(
-            id=f"{key}-not-available",
-            description=f"{labels.get(key, key)} could not be read: {_missing_reason(reason)}.",
-        )
-        for key, reason in sorted(missing.items())
-    ]
-    gaps.extend(
-        DataGap(
-            id=f"{key}-incomplete",
-            description=f"{labels.get(key, key)} were read only in part: "
-            f"{_TRUNCATED_REASONS.get(reason, 'the result was cut short')}.",
-        )
-        for key, reason in sorted(truncated.items())
-    )
-    return gaps
+def _why_missing(
+    missing: Mapping[str, str],
+    truncated: Mapping[str, str],
+    labels: Mapping[str, str],
+    kinds: Mapping[str, InputKind],
+) -> dict[InputKind, list[str]]:
+    """Per input, why its queries could not be read or were read only in part."""
+    why: dict[InputKind, list[str]] = {}
+    for key, reason in sorted(missing.items()):
+        why.setdefault(kinds[key], []).append(f"{labels.get(key, key)}: {_missing_reason(reason)}")
+    for key, reason in sorted(truncated.items()):
+        words = _TRUNCATED_REASONS.get(reason, "the result was cut short")
+        why.setdefault(kinds[key], []).append(f"{labels.get(key, key)}: {words}")
+    return why
 
 
 def _record_parts(values: Mapping[str, Any], kinds: Mapping[str, InputKind]) -> dict[InputKind, list[Any]]:
@@ -154,10 +157,10 @@ def _assess_orders(
     # A kind fed by several queries (MedicationRequest + MedicationStatement) of which one failed is
     # only partly known: what is there is evidence, the absence of a finding in it proves nothing.
     # A truncated result is also partial.
-    partial = set(gathered.missing) | set(gathered.truncated)
-    record.incomplete.update(
-        kind for key, kind in catalog.prefetch_inputs.items() if key in partial and kind in parts
-    )
+    partial = {
+        key for key in (*gathered.missing, *gathered.truncated) if catalog.prefetch_inputs[key] in parts
+    }
+    record.incomplete.update(catalog.prefetch_inputs[key] for key in partial)
     as_of = runtime_.clock().date()
     findings, decision = assess_record(
         runtime_.rules,
@@ -165,7 +168,9 @@ def _assess_orders(
         orders,
         as_of,
         quality_notes=quality_notes,
-        extra_gaps=_fetch_gaps(gathered.missing, gathered.truncated, catalog.prefetch_labels),
+        why_missing=_why_missing(
+            gathered.missing, gathered.truncated, catalog.prefetch_labels, catalog.prefetch_inputs
+        ),
     )
     assessment_id = runtime_.new_id()
     response = build_hook_response(
@@ -187,4 +192,5 @@ def _assess_orders(
         card_ids=response.card_ids,
         started=started,
     )
+    annotate_decision(decision, assessment_id)
     return response.body

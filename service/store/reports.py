@@ -63,7 +63,7 @@ def parse_bound(parameter: str, value: str, *, is_end: bool) -> datetime:
             start = datetime(day.year, day.month, day.day, tzinfo=UTC)
             return start + timedelta(days=1) if is_end else start
         moment = datetime.fromisoformat(text.replace("z", "Z"))
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: the day after 9999-12-31
         raise ReportWindowError(
             parameter,
             f"{parameter} must be an ISO date (2024-05-01) or date-time (2024-05-01T09:00:00Z), "

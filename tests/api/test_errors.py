@@ -39,6 +39,11 @@ def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
     return change
 
 
+def _duplicate_id(request: dict[str, Any]) -> None:
+    entries = request["context"]["draftOrders"]["entry"]
+    entries.append(copy.deepcopy(entries[0]))
+
+
 def _bad_entry(request: dict[str, Any]) -> None:
     entries = request["context"]["draftOrders"]["entry"]
     entries.extend([copy.deepcopy(entries[0]), {"resource": "not a resource"}])
@@ -53,6 +58,9 @@ BAD_REQUESTS = [
     pytest.param(_set("context", []), "context", "object", id="context-not-object"),
     pytest.param(_set("hook", "order-select"), "hook", "order-sign", id="hook-does-not-match-service"),
     pytest.param(_set("hookInstance", 42), "hookInstance", "string", id="hookInstance-not-string"),
+    pytest.param(
+        _set("hookInstance", "Jane Doe MRN 12345"), "hookInstance", "UUID", id="hookInstance-not-uuid"
+    ),
     pytest.param(_drop("context.patientId"), "context.patientId", "required", id="missing-patientId"),
     pytest.param(_drop("context.draftOrders"), "context.draftOrders", "required", id="missing-draftOrders"),
     pytest.param(_set("context.draftOrders", "x"), "context.draftOrders", "object", id="draftOrders-string"),
@@ -61,6 +69,9 @@ BAD_REQUESTS = [
     ),
     pytest.param(
         _bad_entry, "context.draftOrders.entry[2].resource", "resourceType", id="entry-not-resource"
+    ),
+    pytest.param(
+        _duplicate_id, "context.draftOrders.entry[1].resource.id", "another draft order", id="duplicate-ids"
     ),
     pytest.param(_set("prefetch", ["x"]), "prefetch", "object", id="prefetch-not-object"),
     pytest.param(
@@ -202,3 +213,11 @@ def test_an_unavailable_audit_store_is_503_and_no_advice_is_given(app: Flask, cl
     assert response.status_code == 503
     assert json_of(response)["error"] == "service-unavailable"
     assert "cards" not in json_of(response)
+
+
+def test_a_report_bound_past_the_calendar_is_400(make_client: Callable[..., FlaskClient]) -> None:
+    client = make_client(admin_token="admin-token-for-this-test")
+    headers = {"Authorization": "Bearer admin-token-for-this-test"}
+    response = client.get("/reports/summary?from=2026-01-01&to=9999-12-31", headers=headers)
+    assert response.status_code == 400
+    assert json_of(response)["location"] == "to"

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from flask.testing import FlaskClient
 
 from tests.conftest import EXAMPLES
@@ -210,3 +211,21 @@ def test_draft_order_without_an_id_gets_a_card_but_no_action_on_it(client: Flask
     (card,) = json_of(response)["cards"]
     assert "suggestions" not in card
     assert "systemActions" not in json_of(response)
+
+
+def test_the_request_log_line_names_the_rules_that_fired_and_the_outcome(
+    client: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("INFO", logger="lbp.request"):
+        response = client.post(SIGN, json=example_request())
+    assert response.status_code == 200
+    (line,) = [record for record in caplog.records if record.name == "lbp.request"]
+    assert line.__dict__["outcome"] == "assessed"
+    assert line.__dict__["variants"] == ["V7"]
+    assert line.__dict__["redFlags"] == ["cancer-history", "age-over-50"]
+    assert line.__dict__["appropriateness"] == ["usually-appropriate"]
+    assert line.__dict__["hookInstance"] == example_request()["hookInstance"]
+    assert (
+        line.__dict__["assessmentId"]
+        == json_of(response)["cards"][0]["extension"]["lbp-imaging-cds"]["assessmentId"]
+    )
