@@ -116,7 +116,8 @@ def audit_record(
                 procedure=order.procedure,
                 modality=order.modality,
                 appropriateness=judgement.appropriateness.value,
-                pama_rating=judgement.pama_rating.value,
+                # Only a rating that was written into the order: a withheld one is no rating.
+                pama_rating=None if judgement.rating_withheld else judgement.pama_rating.value,
                 card_uuid=ids.card if ids else None,
                 suggestion_uuids=tuple(s.uuid for s in ids.suggestions) if ids else (),
             )

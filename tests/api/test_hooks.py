@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 
+from service.runtime import EXTENSION_KEY
 from tests.conftest import EXAMPLES
 from tests.support.http import json_of
 
@@ -229,3 +231,19 @@ def test_the_request_log_line_names_the_rules_that_fired_and_the_outcome(
         line.__dict__["assessmentId"]
         == json_of(response)["cards"][0]["extension"]["lbp-imaging-cds"]["assessmentId"]
     )
+
+
+def test_a_withheld_rating_is_not_recorded_as_a_rating(app: Flask, client: FlaskClient) -> None:
+    """Observations missing: the verdict on this MRI could change, so no rating is written into the order,
+    and the audit record must not claim one either."""
+    request = example_request()
+    del request["prefetch"]["observations"]
+    conditions = request["prefetch"]["conditions"]["entry"]
+    conditions[:] = [e for e in conditions if e["resource"]["id"] != "hx-breast-cancer"]
+    body = json_of(client.post(SIGN, json=request))
+    assert "systemActions" not in body
+    assessment_id = body["cards"][0]["extension"]["lbp-imaging-cds"]["assessmentId"]
+    record = app.extensions[EXTENSION_KEY].store.get_assessment(assessment_id)
+    (order,) = record["orders"]
+    assert order.get("pamaRating") is None
+    assert order["appropriateness"] == "usually-not-appropriate"
