@@ -67,6 +67,10 @@ def _nesting_depth_exceeds(raw: bytes, document: Any, limit: int) -> bool:
     return _document_nesting_depth_exceeds(document, limit)
 
 
+def _refuse_non_finite(constant: str) -> Any:
+    raise ValueError(constant)
+
+
 def read_json_body(request: Request, *, max_depth: int) -> Any:
     """The body as JSON, or a 400/415 naming what is wrong. The size limit is Werkzeug's (413)."""
     mimetype = request.mimetype
@@ -82,7 +86,7 @@ def read_json_body(request: Request, *, max_depth: int) -> Any:
     if not raw.strip():
         raise bad_request("request body is empty; a JSON object is required")
     try:
-        document = json.loads(raw)
+        document = json.loads(raw, parse_constant=_refuse_non_finite)
     except RecursionError:
         raise bad_request(f"JSON nests deeper than the limit of {max_depth} levels") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -93,6 +97,12 @@ def read_json_body(request: Request, *, max_depth: int) -> Any:
             else ""
         )
         raise ApiError(400, "invalid-json", f"request body is not valid JSON{where}") from None
+    except ValueError:
+        # NaN/Infinity (not JSON, and they would be echoed into system actions no client could parse),
+        # or an integer too long to convert (Python's guard against quadratic int parsing).
+        raise ApiError(
+            400, "invalid-json", "request body is not valid JSON: NaN, Infinity or an over-long number"
+        ) from None
     if _nesting_depth_exceeds(raw, document, max_depth):
         raise bad_request(f"JSON nests deeper than the limit of {max_depth} levels")
     return document

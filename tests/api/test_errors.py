@@ -221,3 +221,19 @@ def test_a_report_bound_past_the_calendar_is_400(make_client: Callable[..., Flas
     response = client.get("/reports/summary?from=2026-01-01&to=9999-12-31", headers=headers)
     assert response.status_code == 400
     assert json_of(response)["location"] == "to"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"hook": "order-sign", "x": NaN}',
+        b'{"hook": "order-sign", "x": -Infinity}',
+        b'{"hook": "order-sign", "x": ' + b"1" * 5000 + b"}",
+    ],
+    ids=["nan", "infinity", "5000-digit-integer"],
+)
+@pytest.mark.parametrize("path", [SIGN, "/evaluate", SIGN + "/feedback"])
+def test_json_that_python_reads_but_json_forbids_is_400(client: FlaskClient, path: str, body: bytes) -> None:
+    response = client.post(path, data=body, content_type="application/json")
+    assert response.status_code == 400
+    assert json_of(response)["error"] == "invalid-json"
