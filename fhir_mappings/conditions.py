@@ -46,9 +46,11 @@ class ConditionFacts:
         return self.onset or self.recorded
 
     def dated_within(self, days: int, as_of: date) -> bool | None:
-        """Whether onset or recorded date could be within the window; None when it has neither."""
-        spans = [span for span in (self.onset, self.recorded) if span is not None]
-        return any(span.within_last(days, as_of) for span in spans) if spans else None
+        """Whether the problem began within the window: its onset, or its recorded date when the onset is
+        unknown; None when it has neither. A recent recordedDate does not make an old problem new (an
+        incontinence that began years ago and was entered in the chart last week is not cauda equina)."""
+        span = self.first_date
+        return None if span is None else span.within_last(days, as_of)
 
 
 def is_clinically_active(condition: Resource) -> bool:

@@ -36,6 +36,14 @@ class DateSpan:
         return self.latest >= _window_start(as_of, days)
 
 
+def plus_days(day: date, days: int) -> date:
+    """`day` + `days`, held within the calendar: EHRs use 9999-12-31 as "no end date"."""
+    try:
+        return day + timedelta(days=days)
+    except OverflowError:
+        return date.max if days > 0 else date.min
+
+
 @lru_cache(maxsize=256)
 def _window_start(as_of: date, days: int) -> date:
     # Asked for every dated candidate record with the same few windows: built once, not per record.

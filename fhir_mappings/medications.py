@@ -29,7 +29,7 @@ from fhir_mappings.criteria import (
     STEROID_MIN_DAYS,
     SYSTEMIC_CORTICOSTEROIDS,
 )
-from fhir_mappings.fhirdates import DateSpan, parse_fhir_date
+from fhir_mappings.fhirdates import DateSpan, parse_fhir_date, plus_days
 from fhir_mappings.fhirjson import (
     Coding,
     Resource,
@@ -136,11 +136,11 @@ def _request_interval(request: Resource, as_of: date) -> tuple[Interval, DateSpa
         fills = 1 + (
             refills if isinstance(refills, int) and not isinstance(refills, bool) and refills > 0 else 0
         )
-        ends.append(first + timedelta(days=supply * fills - 1))
+        ends.append(plus_days(first, supply * fills - 1))
     for repeat in repeats:
         length = _days(child(repeat, "boundsDuration"))
         if length is not None:
-            ends.append(first + timedelta(days=length - 1))
+            ends.append(plus_days(first, length - 1))
     return (first, max(end for end in ends if end is not None)), start
 
 
@@ -166,7 +166,7 @@ def _covered_days(intervals: Sequence[Interval]) -> int:
     reached: date | None = None  # last day counted so far
     for start, end in sorted(intervals):
         if reached is not None and start <= reached:
-            start = reached + timedelta(days=1)
+            start = plus_days(reached, 1)
         if end >= start:
             total += (end - start).days + 1
             reached = end

@@ -41,11 +41,43 @@ CONDITION_ROWS = [
     case("cauda equina SNOMED", "cauda-equina", PRESENT, conditions=[condition("192970008", SNOMED)]),
     case("urinary retention 30 days ago", "cauda-equina", PRESENT, conditions=[condition("R33.9", onset=30)]),
     case("urinary retention 31 days ago", "cauda-equina", ABSENT, conditions=[condition("R33.9", onset=31)]),
+    # The onset decides; the recorded date stands in only when there is no onset (issue 3's trap: "an
+    # incontinence that began years ago").
     case(
         "incontinence old onset, recorded recently",
         "cauda-equina",
-        PRESENT,
+        ABSENT,
         conditions=[condition("R32", onset=700, recorded=10)],
+    ),
+    case(
+        "incontinence recent onset, recorded long ago",
+        "cauda-equina",
+        PRESENT,
+        conditions=[condition("R32", onset=10, recorded=700)],
+    ),
+    case(
+        "incontinence no onset, recorded recently",
+        "cauda-equina",
+        PRESENT,
+        conditions=[condition("R32", recorded=10)],
+    ),
+    case(
+        "foot drop old onset, recorded recently",
+        "severe-neurologic-deficit",
+        ABSENT,
+        conditions=[condition("M21.371", onset=3650, recorded=7)],
+    ),
+    case(
+        "fall years ago, recorded recently",
+        "recent-trauma",
+        ABSENT,
+        conditions=[condition("W19.XXXA", onset=3650, recorded=7)],
+    ),
+    case(
+        "fever onset 8 days ago, recorded today",
+        "fever",
+        ABSENT,
+        conditions=[condition("R50.9", onset=8, recorded=0)],
     ),
     case(
         "urge incontinence N39.41 (child of N39.4)",

@@ -160,6 +160,26 @@ def test_randomly_broken_records_never_raise(seed: int) -> None:
     findings(evaluate_record, [], AS_OF)
 
 
+def _with_dates(value: Any, replacement: str) -> Any:
+    """Every FHIR date or dateTime in `value` replaced by `replacement`."""
+    if isinstance(value, dict):
+        return {key: _with_dates(item, replacement) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_with_dates(item, replacement) for item in value]
+    if isinstance(value, str) and len(value) >= 4 and value[:4].isdigit() and value[4:5] in ("", "-"):
+        return replacement
+    return value
+
+
+@pytest.mark.parametrize("extreme", ["9999-12-31", "0001-01-01", "9999", "0001-01-01T00:00:00Z"])
+def test_dates_at_the_ends_of_the_calendar_never_raise(extreme: str) -> None:
+    """EHRs write 9999-12-31 for "no end date"; date arithmetic on it must not overflow."""
+    resources = _with_dates(_rich_resources(), extreme)
+    record, _ = build_record({kind: [bundle(*resources)] for kind in InputKind})
+    result = findings(record, [], AS_OF)
+    assert tuple(result.red_flags) == RED_FLAG_IDS
+
+
 def test_unbroken_rich_record_shows_every_red_flag() -> None:
     record, _ = build_record({kind: [bundle(*_rich_resources())] for kind in InputKind})
     result = findings(record, [], AS_OF)
