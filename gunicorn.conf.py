@@ -1,5 +1,6 @@
 """Gunicorn settings for production and `make run`. Environment variables override (see README)."""
 
+import gc
 import multiprocessing
 import os
 from typing import Any
@@ -37,6 +38,12 @@ logconfig_dict = {
     "root": {"level": loglevel.upper(), "handlers": []},
     "loggers": {"gunicorn.error": {"handlers": ["stderr"], "level": loglevel.upper(), "propagate": False}},
 }
+
+
+def pre_fork(server: Any, worker: Any) -> None:
+    """The preloaded app (models, rules, value sets) is never freed: keep the collector off it, so
+    workers share those pages with the master and no full collection walks them mid-request."""
+    gc.freeze()
 
 
 def post_fork(server: Any, worker: Any) -> None:
