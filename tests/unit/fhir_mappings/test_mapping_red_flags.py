@@ -80,10 +80,14 @@ CONDITION_ROWS = [
         conditions=[condition("R50.9", onset=8, recorded=0)],
     ),
     case(
-        "urge incontinence N39.41 (child of N39.4)",
+        "incontinence without sensory awareness N39.42 (child of N39.4)",
         "cauda-equina",
         PRESENT,
-        conditions=[condition("N39.41", onset=3)],
+        conditions=[condition("N39.42", onset=3)],
+    ),
+    # Urge incontinence is carved out of N39.4- (clinical review, lbp-imaging-cds, 2026-11).
+    case(
+        "urge incontinence N39.41 excluded", "cauda-equina", ABSENT, conditions=[condition("N39.41", onset=3)]
     ),
     case("fecal incontinence R15.9", "cauda-equina", PRESENT, conditions=[condition("R15.9", recorded=2)]),
     case(

@@ -1,0 +1,61 @@
+"""Code-list corrections from the physician-informaticist review (clinical review, lbp-imaging-cds, 2026-11).
+
+Each correction comes as boundary pairs: a code that must count beside a close code that must not, read
+through the whole mapping (`findings`) so the value set, the exclusions and the timing rules all apply.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from fhir_mappings import findings
+from fhir_mappings.model import FlagStatus, RedFlag
+from tests.support.fhir_records import AS_OF, condition, full_record
+
+PRESENT, ABSENT = FlagStatus.PRESENT, FlagStatus.ABSENT
+
+
+def flag_of(flag_id: str, **record: Any) -> RedFlag:
+    return findings(full_record(**record), [], AS_OF).red_flags[flag_id]
+
+
+def pair(name: str, code: str, expected: FlagStatus, system: str | None = None, **dates: Any) -> Any:
+    resource = condition(code, system, **dates) if system else condition(code, **dates)
+    return pytest.param(resource, expected, id=f"{name}: {code} {expected}")
+
+
+# 1. Cauda equina: only bladder/bowel codes that can mean loss of sphincter control or sensation.
+CAUDA_EQUINA_PAIRS = [
+    pair("fecal smearing counts", "R15.1", PRESENT, onset=3),
+    pair("incomplete defecation does not", "R15.0", ABSENT, onset=3),
+    pair("full fecal incontinence counts", "R15.9", PRESENT, onset=3),
+    pair("fecal urgency does not", "R15.2", ABSENT, onset=3),
+    pair("incontinence without sensory awareness counts", "N39.42", PRESENT, onset=3),
+    pair("urge incontinence does not", "N39.41", ABSENT, onset=3),
+    pair("continuous leakage counts", "N39.45", PRESENT, onset=3),
+    pair("post-void dribbling does not", "N39.43", ABSENT, onset=3),
+    pair("mixed incontinence counts", "N39.46", PRESENT, onset=3),
+    pair("nocturnal enuresis does not", "N39.44", ABSENT, onset=3),
+    pair("overflow incontinence counts", "N39.490", PRESENT, onset=3),
+    pair("undotted urge incontinence does not", "N3941", ABSENT, onset=3),
+    pair("other specified incontinence counts", "N39.498", PRESENT, onset=3),
+    pair("unspecified urinary incontinence counts", "R32", PRESENT, onset=3),
+    pair("drug-induced retention counts", "R33.0", PRESENT, onset=3),
+]
+
+
+@pytest.mark.parametrize(("resource", "expected"), CAUDA_EQUINA_PAIRS)
+def test_cauda_equina_counts_only_loss_of_sphincter_control(
+    resource: dict[str, Any], expected: FlagStatus
+) -> None:
+    assert flag_of("cauda-equina", conditions=[resource]).status is expected
+
+
+def test_an_excluded_bladder_code_beside_a_kept_one_still_counts() -> None:
+    # The exclusion removes a code, not the Condition: a second coding in the set still shows the sign.
+    both = condition("N39.41", onset=2)
+    both["code"]["coding"].append({"system": both["code"]["coding"][0]["system"], "code": "N39.42"})
+    (evidence,) = flag_of("cauda-equina", conditions=[both]).evidence
+    assert evidence.code == "N39.42"
