@@ -12,7 +12,7 @@ import pytest
 
 from fhir_mappings import findings
 from fhir_mappings.model import FlagStatus, RedFlag
-from tests.support.fhir_records import AS_OF, condition, full_record
+from tests.support.fhir_records import AS_OF, SNOMED, condition, full_record
 
 PRESENT, ABSENT = FlagStatus.PRESENT, FlagStatus.ABSENT
 
@@ -59,3 +59,30 @@ def test_an_excluded_bladder_code_beside_a_kept_one_still_counts() -> None:
     both["code"]["coding"].append({"system": both["code"]["coding"][0]["system"], "code": "N39.42"})
     (evidence,) = flag_of("cauda-equina", conditions=[both]).evidence
     assert evidence.code == "N39.42"
+
+
+# 2. Severe neurologic deficit coded only in SNOMED CT, under the same rule as ICD-10-CM: active, 30 days.
+NEUROLOGIC_DEFICIT_PAIRS = [
+    pair("foot drop SNOMED 30 days ago", "6077001", PRESENT, SNOMED, onset=30),
+    pair("foot drop SNOMED 31 days ago", "6077001", ABSENT, SNOMED, onset=31),
+    pair("paraplegia SNOMED recorded 30 days ago", "60389000", PRESENT, SNOMED, recorded=30),
+    pair("paraplegia SNOMED recorded 31 days ago", "60389000", ABSENT, SNOMED, recorded=31),
+    pair("paraparesis SNOMED active", "1845001", PRESENT, SNOMED, onset=5),
+    pair("paraparesis SNOMED resolved", "1845001", ABSENT, SNOMED, onset=5, clinical="resolved"),
+    pair("paraparesis SNOMED old onset, recorded recently", "1845001", ABSENT, SNOMED, onset=400, recorded=2),
+    pair("foot drop SNOMED refuted", "6077001", ABSENT, SNOMED, onset=5, verification="refuted"),
+    pair("ICD-10-CM foot drop 30 days ago", "M21.371", PRESENT, onset=30),
+    pair("ICD-10-CM foot drop 31 days ago", "M21.372", ABSENT, onset=31),
+]
+
+
+@pytest.mark.parametrize(("resource", "expected"), NEUROLOGIC_DEFICIT_PAIRS)
+def test_snomed_neurologic_deficits_follow_the_icd10_timing_rule(
+    resource: dict[str, Any], expected: FlagStatus
+) -> None:
+    assert flag_of("severe-neurologic-deficit", conditions=[resource]).status is expected
+
+
+def test_undated_snomed_neurologic_deficit_is_unknown_not_absent() -> None:
+    flag = flag_of("severe-neurologic-deficit", conditions=[condition("60389000", SNOMED)])
+    assert flag.status is FlagStatus.UNKNOWN
