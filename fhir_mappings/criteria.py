@@ -130,7 +130,7 @@ RED_FLAGS: Mapping[str, RedFlagDefinition] = {
         ),
         RedFlagDefinition(
             "immunosuppression",
-            "immunosuppression (HIV, transplant, immunodeficiency)",
+            "immunosuppression (HIV, transplant, immunodeficiency, immunosuppressant therapy)",
             (_C,),
             (ConditionCriterion("immunosuppression", Timing.ACTIVE),),
             f"{_ISSUE}; ACR 2021 variant 7; CMS166v7 (HIV, organ transplant)",

@@ -86,3 +86,28 @@ def test_snomed_neurologic_deficits_follow_the_icd10_timing_rule(
 def test_undated_snomed_neurologic_deficit_is_unknown_not_absent() -> None:
     flag = flag_of("severe-neurologic-deficit", conditions=[condition("60389000", SNOMED)])
     assert flag.status is FlagStatus.UNKNOWN
+
+
+# 3. Immunosuppression: long-term immunosuppressant use (Z79.6-, FY2024), primary immunodeficiency D80-D83.
+IMMUNOSUPPRESSION_PAIRS = [
+    pair("unspecified immunosuppressant use", "Z79.620", PRESENT),
+    pair("systemic steroid use is its own flag", "Z79.52", ABSENT),
+    pair("immunomodulator use, undotted", "Z7961", PRESENT),
+    pair("long-term NSAID use", "Z79.1", ABSENT),
+    pair("other immunomodulators and immunosuppressants", "Z79.69", PRESENT),
+    pair("immunosuppressant use no longer active", "Z79.69", ABSENT, clinical="resolved"),
+    pair("X-linked agammaglobulinemia (range start)", "D80.0", PRESENT),
+    pair("blood disease below the range", "D75.9", ABSENT),
+    pair("common variable immunodeficiency (range end)", "D83.9", PRESENT),
+    pair("sarcoidosis above D84", "D86.9", ABSENT),
+    pair("severe combined immunodeficiency", "D81.9", PRESENT),
+    pair("Wiskott-Aldrich syndrome", "D82.0", PRESENT),
+    pair("other immunodeficiency D84 still counts", "D84.9", PRESENT),
+]
+
+
+@pytest.mark.parametrize(("resource", "expected"), IMMUNOSUPPRESSION_PAIRS)
+def test_immunosuppressant_therapy_and_primary_immunodeficiency(
+    resource: dict[str, Any], expected: FlagStatus
+) -> None:
+    assert flag_of("immunosuppression", conditions=[resource]).status is expected
