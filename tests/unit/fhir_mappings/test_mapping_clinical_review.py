@@ -111,3 +111,19 @@ def test_immunosuppressant_therapy_and_primary_immunodeficiency(
     resource: dict[str, Any], expected: FlagStatus
 ) -> None:
     assert flag_of("immunosuppression", conditions=[resource]).status is expected
+
+
+# 4. Fever: a coded fever with a benign non-infectious cause is not a spinal-infection sign.
+FEVER_PAIRS = [
+    pair("postprocedural fever", "R50.82", PRESENT, onset=2),
+    pair("postvaccination fever", "R50.83", ABSENT, onset=2),
+    pair("fever, unspecified", "R50.9", PRESENT, onset=2),
+    pair("febrile nonhemolytic transfusion reaction", "R50.84", ABSENT, onset=2),
+    pair("undotted postprocedural fever", "R5082", PRESENT, onset=2),
+    pair("undotted postvaccination fever", "R5083", ABSENT, onset=2),
+]
+
+
+@pytest.mark.parametrize(("resource", "expected"), FEVER_PAIRS)
+def test_fever_codes_with_a_benign_cause_do_not_count(resource: dict[str, Any], expected: FlagStatus) -> None:
+    assert flag_of("fever", conditions=[resource]).status is expected
