@@ -44,6 +44,7 @@ from .model import (
     Variable,
     Variant,
     WeakFactors,
+    expression_flags,
 )
 from .variables import VARIABLE_TYPES
 
@@ -180,8 +181,9 @@ class _Loader:
             required=(
                 "version", "title", "guideline", "citations", "radiation_levels", "procedures",
                 "red_flags", "variables", "conditions", "urgent", "weak_factors", "conservative_care",
-                "variants",
+                "contrast_preference", "variants",
             ),
+            optional=("implied_red_flags",),
         )  # fmt: skip
         version = top["version"].text()
         self.citations = self._citations(top["citations"])
@@ -191,6 +193,8 @@ class _Loader:
         variables = self._variables(top["variables"])
         self.conditions = self._conditions(top["conditions"], variables)
         variants = self._variants(top["variants"], procedures)
+        urgent = self._urgent(top["urgent"], variants)
+        contrast = top["contrast_preference"]
         return Rules(
             version=version,
             title=top["title"].text(),
@@ -201,9 +205,13 @@ class _Loader:
             variables=MappingProxyType(variables),
             conditions=MappingProxyType(self.conditions),
             variants=MappingProxyType(variants),
-            urgent=self._urgent(top["urgent"]),
+            urgent=urgent,
             weak_factors=self._weak_factors(top["weak_factors"]),
             conservative_care=self._conservative_care(top["conservative_care"]),
+            contrast_preference=self._advice(contrast.fields(required=("advice", "citation")), contrast),
+            implied_flags=MappingProxyType(
+                self._implied_flags(top["implied_red_flags"]) if "implied_red_flags" in top else {}
+            ),
         )
 
     # Sources --------------------------------------------------------------------------------------
@@ -266,7 +274,9 @@ class _Loader:
         for procedure_id, entry in entries.items():
             if procedure_id not in PROCEDURE_IDS:
                 entry.fail(f"unknown procedure (expected one of {', '.join(PROCEDURE_IDS)})")
-            fields = entry.fields(required=("modality", "title", "radiation", "radiation_citation", "codes"))
+            fields = entry.fields(
+                required=("modality", "title", "radiation", "radiation_citation", "codes", "iv_contrast")
+            )
             radiation = fields["radiation"].integer()
             if radiation not in levels:
                 entry.fail(f"unknown radiation level {radiation} (declared: {', '.join(map(str, levels))})")
@@ -277,6 +287,7 @@ class _Loader:
                 radiation=levels[radiation],
                 radiation_citation=self._citation(fields["radiation_citation"], entry),
                 codes=self._codes(fields["codes"]),
+                iv_contrast=fields["iv_contrast"].boolean(),
             )
         missing = [procedure for procedure in PROCEDURE_IDS if procedure not in procedures]
         if missing:
@@ -459,9 +470,33 @@ class _Loader:
             node.fail(f"missing cells for procedures: {', '.join(missing)}")
         return cells
 
-    def _urgent(self, node: _Node) -> UrgentRule:
-        fields = node.fields(required=("when", "advice", "citation"))
-        return UrgentRule(when=self._expression(fields["when"]), advice=self._advice(fields, node))
+    def _urgent(self, node: _Node, variants: Mapping[str, Variant]) -> UrgentRule:
+        """The urgent study must be usually appropriate wherever an urgent flag triggers a variant."""
+        fields = node.fields(required=("when", "advice", "citation", "study"))
+        when = self._expression(fields["when"])
+        study = _choice(fields["study"], node, "procedure in field 'study'", PROCEDURE_IDS)
+        urgent_flags = set(expression_flags(when))
+        for variant in variants.values():
+            category = variant.cells[study].category
+            if urgent_flags.intersection(expression_flags(variant.when)) and (
+                category is not Category.USUALLY_APPROPRIATE
+            ):
+                node.fail(
+                    f"study {study!r} is rated {category.value} in variant {variant.id}, which an urgent "
+                    "red flag triggers; the urgent study must be usually-appropriate there"
+                )
+        return UrgentRule(when=when, advice=self._advice(fields, node), study=study)
+
+    def _implied_flags(self, node: _Node) -> dict[str, tuple[str, ...]]:
+        implied = {}
+        for flag_id, entry in node.entries().items():
+            if flag_id not in RED_FLAG_IDS:
+                entry.fail(f"unknown red flag (expected one of {', '.join(RED_FLAG_IDS)})")
+            weaker = tuple(_choice(item, entry, "red flag", RED_FLAG_IDS) for item in entry.items())
+            if flag_id in weaker:
+                entry.fail("a red flag cannot imply itself")
+            implied[flag_id] = weaker
+        return implied
 
     def _weak_factors(self, node: _Node) -> WeakFactors:
         fields = node.fields(required=("flags", "advice", "citation"))

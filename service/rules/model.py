@@ -6,7 +6,7 @@ requests and threads.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
@@ -113,6 +113,7 @@ class Procedure:
     radiation: RadiationLevel
     radiation_citation: str
     codes: tuple[ProcedureCode, ...]
+    iv_contrast: bool  # the study gives intravenous contrast
 
     def code_for(self, system: str | None) -> ProcedureCode:
         """The procedure's code in `system` when it has one, else its first (preferred) code."""
@@ -171,6 +172,16 @@ class AtLeast:
 Expression = FlagTerm | ConditionTerm | AnyOf | AllOf | AtLeast
 
 
+def expression_flags(expression: Expression | None) -> tuple[str, ...]:
+    """The red-flag ids an expression reads, in order, each once."""
+    match expression:
+        case FlagTerm(flag=flag):
+            return (flag,)
+        case AnyOf(terms=terms) | AllOf(terms=terms) | AtLeast(terms=terms):
+            return tuple(dict.fromkeys(flag for term in terms for flag in expression_flags(term)))
+    return ()
+
+
 @dataclass(frozen=True, slots=True)
 class Cell:
     """One variant x procedure judgement with where it comes from."""
@@ -206,6 +217,11 @@ class Variant:
     # Preferred among the equally rated procedures, e.g. radiography first for fracture risk (ACP 2011).
     first_line: FirstLine | None = None
 
+    @property
+    def umbrella(self) -> bool:
+        """Several red flags can trigger it (V6, V7): the flags found say more than its title."""
+        return len(expression_flags(self.when)) > 1
+
 
 @dataclass(frozen=True, slots=True)
 class Advice:
@@ -219,6 +235,7 @@ class Advice:
 class UrgentRule:
     when: Expression
     advice: Advice
+    study: str  # the procedure an urgent card offers instead of an order not right for the urgency
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,6 +279,16 @@ class Rules:
     urgent: UrgentRule
     weak_factors: WeakFactors
     conservative_care: ConservativeCare
+    # Why a replacement keeps the IV contrast of the order, with its source.
+    contrast_preference: Advice
+    # A red flag -> the weaker ones it implies (age over 70 -> age over 50), left unlisted beside it.
+    implied_flags: Mapping[str, tuple[str, ...]]
+
+    def without_implied(self, flag_ids: Iterable[str]) -> tuple[str, ...]:
+        """The flags, less any that another of them implies (listing both would say one thing twice)."""
+        flag_ids = tuple(flag_ids)
+        implied = {weaker for flag in flag_ids for weaker in self.implied_flags.get(flag, ())}
+        return tuple(flag for flag in flag_ids if flag not in implied)
 
     def flag_title(self, flag_id: str) -> str:
         return self.red_flag_titles.get(flag_id, flag_id)

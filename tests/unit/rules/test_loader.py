@@ -114,6 +114,27 @@ def test_every_shipped_procedure_has_radiation_and_a_code_to_order_it_by(rules: 
     assert all(procedure.codes for procedure in rules.procedures.values())
 
 
+def test_shipped_procedures_say_which_give_iv_contrast(rules: Rules) -> None:
+    """Myelography's contrast is intrathecal: it is not an IV-contrast study."""
+    with_contrast = {procedure.id for procedure in rules.procedures.values() if procedure.iv_contrast}
+    assert with_contrast == {
+        "mri-lumbar-with-contrast",
+        "mri-lumbar-without-and-with-contrast",
+        "ct-lumbar-with-contrast",
+        "ct-lumbar-without-and-with-contrast",
+    }
+    assert rules.contrast_preference.citation in rules.citations
+
+
+def test_shipped_urgent_study_is_mri_without_contrast_and_age_over_70_implies_over_50(rules: Rules) -> None:
+    assert rules.urgent.study == "mri-lumbar-without-contrast"
+    assert rules.without_implied(["age-over-50", "osteoporosis", "age-over-70"]) == (
+        "osteoporosis",
+        "age-over-70",
+    )
+    assert rules.without_implied(["age-over-50"]) == ("age-over-50",)
+
+
 Mutation = Callable[[dict[str, Any]], None]
 
 
@@ -226,6 +247,23 @@ BROKEN: list[tuple[str, Mutation, str]] = [
      "variants.V6.first_line: missing field 'citation'"),
     ("first-line with an unknown citation", _set("variants.V6.first_line.citation", "acp-2099"),
      "variants.V6.first_line: unknown citation in field 'citation' 'acp-2099'"),
+    ("procedure without iv_contrast", _delete("procedures.ct-lumbar-with-contrast.iv_contrast"),
+     "procedures.ct-lumbar-with-contrast: missing field 'iv_contrast'"),
+    ("iv_contrast as text", _set("procedures.ct-lumbar-with-contrast.iv_contrast", "yes"),
+     "procedures.ct-lumbar-with-contrast.iv_contrast: must be true or false, got text 'yes'"),
+    ("contrast preference without citation", _delete("contrast_preference.citation"),
+     "contrast_preference: missing field 'citation'"),
+    ("urgent study unknown", _set("urgent.study", "pet-ct"),
+     "urgent: unknown procedure in field 'study' 'pet-ct'"),
+    ("urgent study not right for cauda equina", _set("urgent.study", "ct-lumbar-without-contrast"),
+     "urgent: study 'ct-lumbar-without-contrast' is rated may-be-appropriate in variant V4, which an "
+     "urgent red flag triggers"),
+    ("implied flag unknown", _set("implied_red_flags.age-over-70", ["age-over-5"]),
+     "implied_red_flags.age-over-70: unknown red flag 'age-over-5'"),
+    ("implying flag unknown", _set("implied_red_flags.age-over-80", ["age-over-50"]),
+     "implied_red_flags.age-over-80: unknown red flag"),
+    ("flag implying itself", _set("implied_red_flags.age-over-70", ["age-over-70"]),
+     "implied_red_flags.age-over-70: a red flag cannot imply itself"),
 ]  # fmt: skip
 
 
