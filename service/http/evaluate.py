@@ -18,15 +18,23 @@ from service.runtime import runtime
 
 blueprint = Blueprint("evaluate", __name__)
 EVALUATE_SERVICE_ID = "evaluate"
+EARLIEST_AS_OF = date(1900, 1, 1)
+LATEST_AS_OF = date(2999, 12, 31)
 
 
 def _as_of(raw: str | None, today: date) -> date:
     if raw is None:
         return today
     try:
-        return date.fromisoformat(raw)
+        as_of = date.fromisoformat(raw)
     except ValueError:
         raise bad_request(f"asOf must be an ISO date (YYYY-MM-DD), got {raw[:40]!r}", "asOf") from None
+    if not EARLIEST_AS_OF <= as_of <= LATEST_AS_OF:
+        # Windows reach back a year from asOf; a date at the ends of the calendar is no clinical date.
+        raise bad_request(
+            f"asOf must be between {EARLIEST_AS_OF.isoformat()} and {LATEST_AS_OF.isoformat()}", "asOf"
+        )
+    return as_of
 
 
 @blueprint.post("/evaluate")

@@ -10,7 +10,7 @@ free text that can name the patient (see `service.store.records.FeedbackItem`).
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, g, jsonify, request
@@ -158,8 +158,9 @@ def parse_rfc3339(value: Any, location: str) -> datetime:
     micro = f".{fraction[:6].ljust(6, '0')}" if fraction else ""
     zone = "+00:00" if offset in ("Z", "z") else offset
     try:
-        return datetime.fromisoformat(f"{day}T{time}{micro}{zone}")
-    except ValueError:
+        # In UTC at once: an offset that carries the moment past year 1 or 9999 is out of range too.
+        return datetime.fromisoformat(f"{day}T{time}{micro}{zone}").astimezone(UTC)
+    except (ValueError, OverflowError):
         raise bad_request(f"{name} is not a valid date-time: {_shown(value)}", location) from None
 
 

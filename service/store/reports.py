@@ -63,13 +63,13 @@ def parse_bound(parameter: str, value: str, *, is_end: bool) -> datetime:
             start = datetime(day.year, day.month, day.day, tzinfo=UTC)
             return start + timedelta(days=1) if is_end else start
         moment = datetime.fromisoformat(text.replace("z", "Z"))
-    except (ValueError, OverflowError):  # OverflowError: the day after 9999-12-31
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (ValueError, OverflowError):  # OverflowError: past the ends of the calendar in UTC
         raise ReportWindowError(
             parameter,
             f"{parameter} must be an ISO date (2024-05-01) or date-time (2024-05-01T09:00:00Z), "
             f"got {value!r}",
         ) from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def report_window(
@@ -77,9 +77,13 @@ def report_window(
 ) -> tuple[datetime, datetime]:
     """[start, end) from optional `from`/`to` texts; by default the `default_days` before `now`."""
     end = parse_bound("to", end_text, is_end=True) if end_text else now.astimezone(UTC)
-    start = (
-        parse_bound("from", start_text, is_end=False) if start_text else end - timedelta(days=default_days)
-    )
+    if start_text:
+        start = parse_bound("from", start_text, is_end=False)
+    else:
+        try:
+            start = end - timedelta(days=default_days)
+        except OverflowError:
+            raise ReportWindowError("to", f"to is too early for a {default_days}-day report") from None
     if start >= end:
         raise ReportWindowError("from", f"from ({iso_utc(start)}) must be before to ({iso_utc(end)})")
     return start, end

@@ -179,7 +179,7 @@ def test_prefetch_bundle_over_the_resource_limit_is_413(make_client: Callable[..
     assert json_of(response)["location"] == "prefetch.conditions.entry"
 
 
-@pytest.mark.parametrize("as_of", ["yesterday", "2026-13-01", "26-11-2026"])
+@pytest.mark.parametrize("as_of", ["yesterday", "2026-13-01", "26-11-2026", "0001-01-01", "9999-12-31"])
 def test_evaluate_with_a_bad_as_of_is_400(client: FlaskClient, as_of: str) -> None:
     bundle = {"resourceType": "Bundle", "type": "collection", "entry": []}
     response = client.post(f"/evaluate?asOf={as_of}", json=bundle)
@@ -215,12 +215,34 @@ def test_an_unavailable_audit_store_is_503_and_no_advice_is_given(app: Flask, cl
     assert "cards" not in json_of(response)
 
 
-def test_a_report_bound_past_the_calendar_is_400(make_client: Callable[..., FlaskClient]) -> None:
+@pytest.mark.parametrize(
+    ("query", "location"),
+    [
+        ("from=2026-01-01&to=9999-12-31", "to"),
+        ("to=0001-01-01", "to"),
+        ("from=0001-01-01T00:00:00+00:01", "from"),
+    ],
+)
+def test_a_report_bound_past_the_calendar_is_400(
+    make_client: Callable[..., FlaskClient], query: str, location: str
+) -> None:
     client = make_client(admin_token="admin-token-for-this-test")
     headers = {"Authorization": "Bearer admin-token-for-this-test"}
-    response = client.get("/reports/summary?from=2026-01-01&to=9999-12-31", headers=headers)
+    response = client.get(f"/reports/summary?{query}", headers=headers)
     assert response.status_code == 400
-    assert json_of(response)["location"] == "to"
+    assert json_of(response)["location"] == location
+
+
+@pytest.mark.parametrize("timestamp", ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+00:01"])
+def test_a_feedback_time_past_the_calendar_in_utc_is_400(client: FlaskClient, timestamp: str) -> None:
+    item = {
+        "card": "00000000-0000-0000-0000-000000000000",
+        "outcome": "overridden",
+        "outcomeTimestamp": timestamp,
+    }
+    response = client.post(SIGN + "/feedback", json={"feedback": [item]})
+    assert response.status_code == 400
+    assert json_of(response)["location"] == "feedback[0].outcomeTimestamp"
 
 
 @pytest.mark.parametrize(
