@@ -24,7 +24,7 @@ from fhir_mappings.criteria import (
     WEIGHT_LOSS_MIN_FRACTION,
     WEIGHT_LOSS_WINDOW_DAYS,
 )
-from fhir_mappings.fhirdates import DateSpan, parse_fhir_date
+from fhir_mappings.fhirdates import DateSpan, days_between, parse_fhir_date
 from fhir_mappings.fhirjson import Coding, Resource, as_text, child, resource_type, status_of
 from fhir_mappings.model import InputKind
 from fhir_mappings.terminology import code_index
@@ -34,15 +34,19 @@ UCUM = "http://unitsofmeasure.org"
 FEVER = ("fever",)
 WEIGHT_LOSS = ("unexplained-weight-loss",)
 
-# Unit (UCUM code, or the unit text some systems send instead) -> factor or kind.
-_CELSIUS_UNITS = frozenset({"cel", "°c", "c", "degc", "celsius"})
-_FAHRENHEIT_UNITS = frozenset({"[degf]", "°f", "f", "degf", "fahrenheit"})
-_KILOGRAMS_PER_UNIT: dict[str, Decimal] = {
-    "kg": Decimal(1),
-    "g": Decimal("0.001"),
-    "[lb_av]": Decimal("0.45359237"),  # international avoirdupois pound, exact
-    "lb": Decimal("0.45359237"),
-    "lbs": Decimal("0.45359237"),
+# Unit (UCUM code, or the unit text some systems send instead) -> its symbol in evidence, which a
+# clinician reads: "38.4 °C", "101.5 °F", "180 lb", not the UCUM codes "Cel", "[degF]", "[lb_av]".
+CELSIUS, FAHRENHEIT = "°C", "°F"
+_TEMPERATURE_SYMBOLS: dict[str, str] = {
+    **dict.fromkeys(("cel", "°c", "c", "degc", "celsius"), CELSIUS),
+    **dict.fromkeys(("[degf]", "°f", "f", "degf", "fahrenheit"), FAHRENHEIT),
+}
+_POUND = Decimal("0.45359237")  # international avoirdupois pound in kg, exact
+# Unit -> (kilograms per unit, symbol in evidence).
+_WEIGHT_UNITS: dict[str, tuple[Decimal, str]] = {
+    "kg": (Decimal(1), "kg"),
+    "g": (Decimal("0.001"), "g"),
+    **dict.fromkeys(("[lb_av]", "lb", "lbs"), (_POUND, "lb")),
 }
 
 
@@ -52,12 +56,13 @@ class Reading:
     coding: Coding
     when: DateSpan
     value: Decimal  # in the unit as written
-    unit: str  # as written
+    symbol: str  # the unit as written, shown as a clinician reads it (°C, °F, kg, g, lb)
     normalized: Decimal  # Cel or kg
 
     @property
     def shown(self) -> str:
-        return f"{self.value} {self.unit}"
+        """The reading as the record gives it: never converted, so evidence holds only the record's value."""
+        return f"{self.value} {self.symbol}"
 
 
 def _quantity(observation: Resource) -> tuple[Decimal, str | None] | None:
@@ -78,17 +83,18 @@ def _quantity(observation: Resource) -> tuple[Decimal, str | None] | None:
     return number, unit.strip().lower() if unit else None
 
 
-def _celsius(value: Decimal, unit: str) -> Decimal | None:
-    if unit in _CELSIUS_UNITS:
-        return value
-    if unit in _FAHRENHEIT_UNITS:
-        return (value - 32) * 5 / 9
-    return None
+def _celsius(value: Decimal, unit: str) -> tuple[Decimal, str] | None:
+    """(degrees Celsius, unit symbol), or None for a unit that is not a known temperature unit."""
+    symbol = _TEMPERATURE_SYMBOLS.get(unit)
+    if symbol is None:
+        return None
+    return (value if symbol == CELSIUS else (value - 32) * 5 / 9), symbol
 
 
-def _kilograms(value: Decimal, unit: str) -> Decimal | None:
-    factor = _KILOGRAMS_PER_UNIT.get(unit)
-    return None if factor is None else value * factor
+def _kilograms(value: Decimal, unit: str) -> tuple[Decimal, str] | None:
+    """(kilograms, unit symbol), or None for a unit that is not a known mass unit."""
+    known = _WEIGHT_UNITS.get(unit)
+    return None if known is None else (value * known[0], known[1])
 
 
 def _reading(
@@ -99,18 +105,18 @@ def _reading(
     if quantity is None:
         return None  # no value (e.g. dataAbsentReason): not a reading
     value, unit = quantity
-    normalized = None if unit is None else (_celsius if temperature else _kilograms)(value, unit)
-    if normalized is None:
+    converted = None if unit is None else (_celsius if temperature else _kilograms)(value, unit)
+    if converted is None:
         collector.validator.note(observation, "measurement without a known unit; not used")
         collector.cannot_use(observation, Problem.UNIT, InputKind.OBSERVATIONS, flags)
         return None
+    normalized, symbol = converted
     low, high = PLAUSIBLE_CELSIUS if temperature else PLAUSIBLE_KILOGRAMS
     if not low <= normalized <= high:
         collector.validator.note(observation, "measurement outside the physiological range; not used")
         collector.cannot_use(observation, Problem.IMPLAUSIBLE, InputKind.OBSERVATIONS, flags)
         return None
-    shown_unit = as_text(child(observation, "valueQuantity", "code")) or unit or ""
-    return Reading(observation, coding, when, value, shown_unit, normalized)
+    return Reading(observation, coding, when, value, symbol, normalized)
 
 
 def _effective(observation: Resource) -> DateSpan | None:
@@ -168,6 +174,13 @@ def _loss_pair(weights: list[Reading]) -> tuple[Reading, Reading, Decimal] | Non
     return None
 
 
+def _interval(earlier: Reading, later: Reading) -> str:
+    """Days between two readings; a range when a partial date (or a zone) leaves the days uncertain."""
+    shortest = days_between(earlier.when.latest, later.when.earliest)
+    longest = days_between(earlier.when.earliest, later.when.latest)
+    return f"{shortest} days" if shortest == longest else f"{shortest} to {longest} days"
+
+
 def _weight_loss(weights: list[Reading], collector: Collector) -> None:
     """Finds a losing pair on the raw readings, then validates just that pair (dropping any that fail)."""
     weights.sort(key=lambda reading: (reading.when.earliest, reading.when.latest, reading.when.text))
@@ -181,7 +194,11 @@ def _weight_loss(weights: list[Reading], collector: Collector) -> None:
         if invalid:
             weights = [reading for reading in weights if all(reading is not bad for bad in invalid)]
             continue
-        detail = f"{heaviest.shown} -> {later.shown} (-{drop * 100:.1f}%)"
+        # The mappings cannot know why the weight fell: the detail says so rather than "unexplained".
+        detail = (
+            f"{heaviest.shown} -> {later.shown} (-{drop * 100:.1f}%) in {_interval(heaviest, later)}, "
+            "cause not recorded"
+        )
         flag = WEIGHT_LOSS[0]
         collector.add(flag, evidence_for(heaviest.resource, heaviest.coding, heaviest.when, heaviest.shown))
         collector.add(flag, evidence_for(later.resource, later.coding, later.when, detail))

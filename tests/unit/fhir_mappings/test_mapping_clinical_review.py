@@ -12,7 +12,7 @@ import pytest
 
 from fhir_mappings import findings
 from fhir_mappings.model import FlagStatus, RedFlag
-from tests.support.fhir_records import AS_OF, SNOMED, condition, full_record
+from tests.support.fhir_records import AS_OF, SNOMED, condition, full_record, temperature, weight
 
 PRESENT, ABSENT = FlagStatus.PRESENT, FlagStatus.ABSENT
 
@@ -127,3 +127,73 @@ FEVER_PAIRS = [
 @pytest.mark.parametrize(("resource", "expected"), FEVER_PAIRS)
 def test_fever_codes_with_a_benign_cause_do_not_count(resource: dict[str, Any], expected: FlagStatus) -> None:
     assert flag_of("fever", conditions=[resource]).status is expected
+
+
+# 5. Evidence wording: units as a clinician reads them, values only from the cited resources, no cause
+# the record does not give.
+@pytest.mark.parametrize(
+    ("value", "unit", "shown"),
+    [
+        pytest.param(38.4, "Cel", "38.4 °C", id="Cel"),
+        pytest.param(101.5, "[degF]", "101.5 °F", id="degF"),
+        pytest.param(38, "Cel", "38 °C", id="whole degrees as written"),
+    ],
+)
+def test_temperature_evidence_shows_degree_symbols(value: float, unit: str, shown: str) -> None:
+    (evidence,) = flag_of("fever", observations=[temperature(value, unit)]).evidence
+    assert evidence.detail == shown
+
+
+def test_temperature_unit_text_without_a_code_is_shown_as_a_symbol() -> None:
+    reading = temperature(38.6, unit=None)
+    reading["valueQuantity"]["unit"] = "celsius"
+    (evidence,) = flag_of("fever", observations=[reading]).evidence
+    assert evidence.detail == "38.6 °C"
+
+
+@pytest.mark.parametrize(
+    ("earlier", "later", "details"),
+    [
+        pytest.param(
+            weight(180, "[lb_av]", when=150),
+            weight(170, "[lb_av]", when=3),
+            ("180 lb", "180 lb -> 170 lb (-5.6%) in 147 days, cause not recorded"),
+            id="pounds shown as lb",
+        ),
+        pytest.param(
+            weight(90, "kg", when=150),
+            weight(187, "[lb_av]", when=3),
+            ("90 kg", "90 kg -> 187 lb (-5.8%) in 147 days, cause not recorded"),
+            id="mixed units each as recorded, never converted",
+        ),
+        pytest.param(
+            weight(80000, "g", when=180),
+            weight(75000, "g", when=0),
+            ("80000 g", "80000 g -> 75000 g (-6.2%) in 180 days, cause not recorded"),
+            id="grams, across the whole window",
+        ),
+    ],
+)
+def test_weight_loss_evidence_wording(
+    earlier: dict[str, Any], later: dict[str, Any], details: tuple[str, str]
+) -> None:
+    flag = flag_of("unexplained-weight-loss", observations=[earlier, later])
+    assert tuple(evidence.detail for evidence in flag.evidence) == details
+
+
+def test_weight_loss_interval_is_a_range_when_a_date_is_partial() -> None:
+    assert AS_OF.isoformat() == "2026-11-26"  # the later weight is on 2026-11-24
+    september = weight(82, when="2026-09")  # any day from 1 to 30 September
+    flag = flag_of("unexplained-weight-loss", observations=[september, weight(76, when=2)])
+    assert flag.evidence[1].detail == "82 kg -> 76 kg (-7.3%) in 55 to 84 days, cause not recorded"
+
+
+def test_no_evidence_detail_claims_a_cause_or_shows_a_ucum_code() -> None:
+    readings = [temperature(101.5, "[degF]"), weight(200, "[lb_av]", when=100), weight(180, "[lb_av]")]
+    result = findings(full_record(observations=readings), [], AS_OF)
+    flags = ("fever", "unexplained-weight-loss")
+    details = [e.detail or "" for flag in flags for e in result.red_flags[flag].evidence]
+    assert details == ["101.5 °F", "200 lb", "200 lb -> 180 lb (-10.0%) in 99 days, cause not recorded"]
+    for detail in details:
+        assert "unexplained" not in detail.lower()
+        assert not any(code in detail for code in ("Cel", "[degF]", "[lb_av]"))

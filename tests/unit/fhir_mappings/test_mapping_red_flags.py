@@ -453,7 +453,7 @@ def test_fever_evidence_shows_the_reading() -> None:
     assert (evidence.reference, evidence.code, evidence.detail) == (
         "Observation/t1",
         "8310-5",
-        "101.2 [degF]",
+        "101.2 °F",  # the unit a clinician reads, not the UCUM code [degF]
     )
     assert evidence.date == reading["effectiveDateTime"]
 
@@ -463,7 +463,9 @@ def test_weight_loss_evidence_names_both_weights() -> None:
         "unexplained-weight-loss", observations=[weight(82, when=90, id="w1"), weight(76, when=2, id="w2")]
     )
     assert [e.reference for e in flag.evidence] == ["Observation/w1", "Observation/w2"]
-    assert flag.evidence[1].detail == "82 kg -> 76 kg (-7.3%)"
+    assert flag.evidence[0].detail == "82 kg"
+    # The service cannot know why the weight fell, so the detail does not call the loss "unexplained".
+    assert flag.evidence[1].detail == "82 kg -> 76 kg (-7.3%) in 88 days, cause not recorded"
 
 
 @pytest.mark.parametrize(
