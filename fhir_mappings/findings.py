@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import date
@@ -26,6 +27,8 @@ from fhir_mappings.model import (
 from fhir_mappings.orders import reason_findings
 from fhir_mappings.procedures import surgery_findings, therapy_findings
 from fhir_mappings.vitals import observation_findings
+
+_FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 
 AGE_FLAGS = {"age-over-50": OLDER_AGE_YEARS, "age-over-70": ELDERLY_AGE_YEARS}
 _KIND_ORDER = tuple(InputKind)
@@ -129,8 +132,18 @@ class _PatientFacts:
             )
             return
         as_of = collector.as_of
+        if self.birth.earliest > as_of:
+            self.gaps.append(
+                DataGap(
+                    "birthdate-after-assessment-date",
+                    f"The birth date ({self.birth.text}) is after the assessment date: "
+                    "age could not be checked.",
+                    self._AFFECTS,
+                )
+            )
+            return
         youngest, oldest = (
-            completed_years(self.birth.latest, as_of),
+            max(0, completed_years(self.birth.latest, as_of)),
             completed_years(self.birth.earliest, as_of),
         )
         self.age_range = (youngest, oldest)
@@ -147,7 +160,8 @@ class _PatientFacts:
     @property
     def reference(self) -> str | None:
         identifier = resource_id(self.patient)
-        return f"Patient/{identifier}" if identifier else None
+        # Only a FHIR id makes a reference (no spaces or control characters reach the answer or the hash).
+        return f"Patient/{identifier}" if identifier and _FHIR_ID.fullmatch(identifier) else None
 
     @property
     def age_years(self) -> int | None:

@@ -75,3 +75,20 @@ def test_card_extension_and_evaluate_agree_on_the_same_record(client: FlaskClien
     assert card["redFlags"] == [flag["id"] for flag in answer["redFlags"]]
     assert card["rulesVersion"] == answer["rulesVersion"]
     assert card["urgent"] == answer["urgent"]
+
+
+def test_a_birth_date_after_as_of_leaves_the_age_unknown_not_negative(client: FlaskClient) -> None:
+    bundle = {
+        "resourceType": "Bundle",
+        "entry": [{"resource": {"resourceType": "Patient", "id": "p", "birthDate": "2030-01-01"}}],
+    }
+    answer = json_of(client.post("/evaluate?asOf=2026-11-26", json=bundle))
+    assert answer["patient"]["ageYears"] is None
+    assert "birthdate-after-assessment-date" in [gap["id"] for gap in answer["dataGaps"]]
+    assert "age-over-50" in [flag["id"] for flag in answer["uncheckedRedFlags"]]
+
+
+def test_a_patient_id_that_is_not_a_fhir_id_gives_no_reference(client: FlaskClient) -> None:
+    bundle = {"resourceType": "Bundle", "entry": [{"resource": {"resourceType": "Patient", "id": "a b"}}]}
+    answer = json_of(client.post("/evaluate?asOf=2026-11-26", json=bundle))
+    assert answer["patient"]["reference"] is None
