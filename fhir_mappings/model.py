@@ -73,7 +73,8 @@ class Evidence:
     system: str | None = None
     display: str | None = None
     date: str | None = None  # as written in the record (partial dates allowed)
-    detail: str | None = None  # e.g. "38.4 Cel", "82 kg -> 76 kg (-7.3%)", "120 days of the last 365"
+    # e.g. "38.4 °C", "82 kg -> 76 kg (-7.3%) in 88 days, cause not recorded", "120 days of the last 365"
+    detail: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
