@@ -108,6 +108,8 @@ class Alternative:
 
     rating: Rating
     reason: str
+    # The urgent study, offered because the order is not usually appropriate for the urgent red flags.
+    urgent: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +119,8 @@ class OrderJudgement:
     applicability: Applicability
     appropriateness: Appropriateness
     cells: tuple[Cell, ...]  # the cells that decided `appropriateness`
-    # A procedure in a better category: suggested as a replacement.
+    # A procedure in a better category, or the urgent study when the order is not usually appropriate
+    # for the urgent red flags: suggested as a replacement.
     alternative: Alternative | None
     # The order's appropriateness if every red flag that could not be checked were present; set only
     # when that would change the verdict, so the card can say so.

@@ -184,6 +184,11 @@ def _phrase(appropriateness: Appropriateness) -> str:
     return appropriateness.value.replace("-", " ")
 
 
+def _in_a_sentence(procedure: Procedure) -> str:
+    """The title mid-sentence: "lumbar CT with contrast"."""
+    return procedure.title[0].lower() + procedure.title[1:]
+
+
 def _merits(option: Rating, ordered: Rating, rules: Rules) -> list[str]:
     """What speaks for `option` beside its category: first-line test, less radiation."""
     merits = []
@@ -199,20 +204,64 @@ def _merits(option: Rating, ordered: Rating, rules: Rules) -> list[str]:
     return merits
 
 
+def _replacement(option: Rating, ordered: Rating, rules: Rules, *reasons: str) -> Alternative:
+    """`option` instead of the order: its category against the order's, then what else speaks for it."""
+    reason = (
+        f"{option.procedure.title} is rated {_phrase(option.appropriateness)}, "
+        f"whereas {_in_a_sentence(ordered.procedure)} is rated {_phrase(ordered.appropriateness)}"
+    )
+    return Alternative(option, "; ".join([reason, *_merits(option, ordered, rules), *reasons]) + ".")
+
+
 def _alternative(ordered: Rating, ratings: Sequence[Rating], rules: Rules) -> Alternative | None:
-    """The preferred procedure, only when it is in a better category than the order (and appropriate)."""
+    """The preferred procedure, only when it is in a better category than the order (and appropriate).
+
+    An order with IV contrast is offered a procedure of its modality that also gives it, when one is in
+    the best category (MRI without and with contrast for suspected infection or tumour, ACR V7).
+    """
     best = _best(ratings, ordered.procedure.modality)
     if (
         best.appropriateness.rank <= ordered.appropriateness.rank
         or best.appropriateness.rank < Appropriateness.MAY_BE_APPROPRIATE.rank
     ):
         return None
-    ordered_title = ordered.procedure.title[0].lower() + ordered.procedure.title[1:]
-    reason = (
-        f"{best.procedure.title} is rated {_phrase(best.appropriateness)}, "
-        f"whereas {ordered_title} is rated {_phrase(ordered.appropriateness)}"
+    if ordered.procedure.iv_contrast:
+        keeping_contrast = [
+            rating
+            for rating in ratings
+            if rating.procedure.iv_contrast
+            and rating.procedure.modality == ordered.procedure.modality
+            and rating.appropriateness is best.appropriateness
+        ]
+        if keeping_contrast:
+            option = _best(keeping_contrast, ordered.procedure.modality)
+            return _replacement(option, ordered, rules, rules.contrast_preference.text)
+    return _replacement(best, ordered, rules)
+
+
+def _urgent_study(
+    ordered: Rating, ratings: Mapping[str, Rating], urgent: Sequence[VariantMatch], rules: Rules
+) -> Alternative | None:
+    """The urgent study, when the order is not usually appropriate for the variants urgent flags trigger.
+
+    Judged on those variants alone: a CT that fracture risk makes usually appropriate is still not the
+    study for suspected cauda equina.
+    """
+    if not urgent:
+        return None
+    for_urgency = _rate(ordered.procedure, [match.variant for match in urgent])
+    if for_urgency.appropriateness is Appropriateness.USUALLY_APPROPRIATE:
+        return None
+    study = ratings[rules.urgent.study]
+    flags = " and ".join(
+        rules.flag_title(flag) for flag in _unique(label for match in urgent for label in match.triggered_by)
     )
-    return Alternative(best, "; ".join([reason, *_merits(best, ordered, rules)]) + ".")
+    reason = (
+        f"{study.procedure.title} is the study to get urgently for {flags} "
+        f"({rules.citations[rules.urgent.advice.citation].label}), whereas "
+        f"{_in_a_sentence(ordered.procedure)} is rated {_phrase(for_urgency.appropriateness)} for it"
+    )
+    return Alternative(study, "; ".join([reason, *_merits(study, ordered, rules)]) + ".", urgent=True)
 
 
 def _equal_option(ordered: Rating, ratings: Sequence[Rating], rules: Rules) -> Alternative | None:
@@ -265,6 +314,7 @@ def _judge(
     ratings: Mapping[str, Rating],
     if_present: Mapping[str, Rating],
     conservative_care_first: bool,
+    urgent: Sequence[VariantMatch],
 ) -> OrderJudgement:
     procedure = rules.procedures.get(order.procedure)
     if procedure is None or applicability is Applicability.NOT_APPLICABLE:
@@ -281,16 +331,17 @@ def _judge(
     rating = ratings[procedure.id]
     would_be = if_present[procedure.id].appropriateness
     every = list(ratings.values())
+    urgent_study = _urgent_study(rating, ratings, urgent, rules)
     return OrderJudgement(
         order=order,
         procedure=procedure,
         applicability=applicability,
         appropriateness=rating.appropriateness,
         cells=rating.cells,
-        alternative=_alternative(rating, every, rules),
+        alternative=urgent_study or _alternative(rating, every, rules),
         if_unchecked_present=would_be if would_be.rank > rating.appropriateness.rank else None,
         conservative_care_first=conservative_care_first,
-        equal_option=_equal_option(rating, every, rules),
+        equal_option=None if urgent_study else _equal_option(rating, every, rules),
         first_line=rating.first_line,
     )
 
@@ -327,6 +378,8 @@ def assess(findings: Findings, rules: Rules) -> Decision:
         if variant.id not in applied_ids and outcomes.get(variant.id, _FALSE).value is None
     )
     urgent = evaluator.evaluate(rules.urgent.when)
+    # The variants the urgent flags trigger (V4, neuro): an order is judged against them for urgency.
+    urgent_matches = tuple(match for match in matches if set(match.triggered_by) & set(urgent.because))
     triggering = {label for match in matches for label in match.triggered_by}
     present = tuple(flag for flag in flags.values() if flag.status is FlagStatus.PRESENT)
     # Every procedure rated once for what is known, and once as if every unchecked flag were present.
@@ -358,7 +411,9 @@ def assess(findings: Findings, rules: Rules) -> Decision:
             else None
         ),
         orders=tuple(
-            _judge(order, rules, applies, ratings, ratings_if_present, conservative_care_first)
+            _judge(
+                order, rules, applies, ratings, ratings_if_present, conservative_care_first, urgent_matches
+            )
             for order, applies in zip(findings.orders, applicability, strict=True)
         ),
         conservative_care_first=conservative_care_first,

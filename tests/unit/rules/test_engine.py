@@ -351,6 +351,114 @@ def test_ties_on_category_and_radiation_prefer_the_ordered_modality(rules: Rules
     assert mri.alternative.rating.procedure.id == "xr-lumbar"  # first in the file among the tied
 
 
+# An order with IV contrast keeps it; an urgent patient is offered the urgent study. ---------------------
+
+
+def test_mri_with_contrast_for_suspected_cancer_is_steered_to_mri_without_and_with_contrast(
+    rules: Rules,
+) -> None:
+    """ACR V7 rates MRI without and with contrast usually appropriate: the study for abscess or tumour."""
+    order = imaging_order("mri-lumbar-with-contrast")
+    (judgement,) = assess(findings(present=["cancer-history"], orders=[order]), rules).orders
+    assert judgement.appropriateness is UNA
+    assert judgement.alternative is not None
+    assert judgement.alternative.rating.procedure.id == "mri-lumbar-without-and-with-contrast"
+    assert judgement.alternative.reason == (
+        "Lumbar MRI without and with contrast is rated usually appropriate, whereas lumbar MRI with contrast "
+        "is rated usually not appropriate; it keeps the contrast you ordered, which helps show infection or "
+        "tumour."
+    )
+    assert not judgement.alternative.urgent
+
+
+def test_the_contrast_preference_reads_the_procedures_iv_contrast_attribute(rules: Rules) -> None:
+    """Data, not ids: a file saying MRI without and with contrast gives none steers to MRI without."""
+    procedure = rules.procedures["mri-lumbar-without-and-with-contrast"]
+    edited = replace(
+        rules, procedures={**rules.procedures, procedure.id: replace(procedure, iv_contrast=False)}
+    )
+    order = imaging_order("mri-lumbar-with-contrast")
+    (judgement,) = assess(findings(present=["cancer-history"], orders=[order]), edited).orders
+    assert judgement.alternative is not None
+    assert judgement.alternative.rating.procedure.id == "mri-lumbar-without-contrast"
+
+
+@pytest.mark.parametrize(
+    ("present", "procedure", "alternative"),
+    [
+        # No CT with IV contrast is usually appropriate in V7: MRI without contrast, as before.
+        (["cancer-history"], "ct-lumbar-with-contrast", "mri-lumbar-without-contrast"),
+        (["cancer-history"], "ct-lumbar-without-and-with-contrast", "mri-lumbar-without-contrast"),
+        # V6 rates MRI without and with contrast only may be appropriate: the first-line X-ray.
+        (["osteoporosis"], "mri-lumbar-with-contrast", "xr-lumbar"),
+        (["prior-lumbar-surgery"], "mri-lumbar-with-contrast", "mri-lumbar-without-and-with-contrast"),
+        # An order without contrast is never pushed to a contrast study.
+        (["cancer-history"], "xr-lumbar", "mri-lumbar-without-contrast"),
+    ],
+)
+def test_the_contrast_preference_only_keeps_contrast_in_the_best_category_of_the_same_modality(
+    rules: Rules, present: list[str], procedure: str, alternative: str
+) -> None:
+    (judgement,) = assess(findings(present=present, orders=[imaging_order(procedure)]), rules).orders
+    assert judgement.alternative is not None
+    assert judgement.alternative.rating.procedure.id == alternative
+
+
+@pytest.mark.parametrize(
+    ("present", "procedure"),
+    [
+        (["cauda-equina"], "mri-lumbar-with-contrast"),  # the urgent study, not the contrast one
+        (["cauda-equina", "cancer-history"], "mri-lumbar-with-contrast"),
+        (["severe-neurologic-deficit"], "xr-lumbar"),
+        (["cauda-equina"], "ct-myelography-lumbar"),
+        # CT is usually appropriate for the fracture risk, only may be for cauda equina: MRI, urgently.
+        (["cauda-equina", "osteoporosis"], "ct-lumbar-without-contrast"),
+    ],
+)
+def test_an_urgent_order_that_is_not_right_for_the_urgency_is_offered_the_urgent_study(
+    rules: Rules, present: list[str], procedure: str
+) -> None:
+    (judgement,) = assess(findings(present=present, orders=[imaging_order(procedure)]), rules).orders
+    assert judgement.alternative is not None
+    assert judgement.alternative.urgent
+    assert judgement.alternative.rating.procedure.id == "mri-lumbar-without-contrast"
+    assert judgement.alternative.rating.appropriateness is UA
+    assert judgement.alternative.reason.startswith(
+        "Lumbar MRI without contrast is the study to get urgently for "
+    )
+    assert judgement.equal_option is None  # the urgent study is said once
+
+
+def test_the_urgent_study_reason_names_the_flag_its_source_and_the_orders_rating_for_it(
+    rules: Rules,
+) -> None:
+    order = imaging_order("ct-lumbar-without-contrast")
+    decision = assess(findings(present=["cauda-equina", "osteoporosis"], orders=[order]), rules)
+    (judgement,) = decision.orders
+    assert judgement.appropriateness is UA  # V6 rates it so; V4 only may be appropriate
+    assert judgement.alternative is not None
+    assert judgement.alternative.reason == (
+        "Lumbar MRI without contrast is the study to get urgently for suspected cauda equina syndrome "
+        "(ACP 2011), whereas lumbar CT without contrast is rated may be appropriate for it; it involves no "
+        "ionising radiation."
+    )
+
+
+@pytest.mark.parametrize(
+    ("present", "procedure"),
+    [
+        (["cauda-equina"], "mri-lumbar-without-contrast"),
+        (["cauda-equina"], "mri-lumbar-without-and-with-contrast"),  # also usually appropriate in V4
+        (["severe-neurologic-deficit", "cancer-history"], "mri-lumbar-without-and-with-contrast"),
+    ],
+)
+def test_an_urgent_order_usually_appropriate_for_the_urgency_is_left_alone(
+    rules: Rules, present: list[str], procedure: str
+) -> None:
+    (judgement,) = assess(findings(present=present, orders=[imaging_order(procedure)]), rules).orders
+    assert judgement.alternative is None
+
+
 # Unknown inputs: never read as absent. -----------------------------------------------------------------
 
 
