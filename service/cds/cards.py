@@ -41,6 +41,15 @@ OVERRIDE_REASONS: tuple[tuple[str, str], ...] = (
     ("specialist-request", "Requested by a specialist"),
     ("patient-preference", "Patient preference"),
 )
+# Critical cards: the reasons a clinician has for not following the urgent advice as given.
+URGENT_OVERRIDE_REASONS: tuple[tuple[str, str], ...] = (
+    ("mri-contraindicated-or-unavailable", "MRI contraindicated or not available in time"),
+    ("sent-to-emergency-department", "Patient sent to the emergency department"),
+    ("spine-surgeon-request", "Study requested by a spine surgeon"),
+    ("urgent-finding-ruled-out", "Urgent finding ruled out on examination"),
+)
+# ServiceRequest.priority codes at least as pressing as "urgent": an urgent replacement keeps them.
+_URGENT_PRIORITIES = frozenset({"urgent", "asap", "stat"})
 SUMMARY_LIMIT = 140  # CDS Hooks: "<140 characters"
 
 _SYSTEM_NAMES = {
@@ -142,9 +151,15 @@ def card_summary(decision: Decision, judgement: OrderJudgement) -> str:
         candidates = _applicable_summaries(decision, judgement, verdict, better)
     if order_is_urgent(decision, judgement):  # whatever the criteria: urgency is the patient's
         reason = " and ".join(decision.rules.flag_title(flag) for flag in decision.urgent_flags)
+        instead = (
+            f"{alternative.rating.procedure.title}, not {_lower_first(title)}"
+            if alternative is not None and alternative.urgent
+            else None
+        )
         candidates = [
-            f"Urgent: {reason}. {verdict}{better}; consider emergency referral",
+            *([f"Urgent: {reason}. {instead}; consider emergency referral"] if instead else []),
             f"Urgent: {reason}. {verdict}; consider emergency referral",
+            *([f"Urgent: {reason}. {instead}", f"Urgent evaluation needed. {instead}"] if instead else []),
             f"Urgent evaluation needed. {verdict}",
         ]
     return _first_fitting([*candidates, verdict])
@@ -166,12 +181,36 @@ def _applicable_summaries(
                 f"{verdict} for low back pain; some red flags not checked{care}",
                 f"{verdict}; some red flags could not be checked",
             ]
+        if decision.weak_factors:  # a risk factor was found: not "no red flags", but none calling for imaging
+            return [
+                f"{verdict} for low back pain, no red flags requiring imaging{care}",
+                f"{verdict}; no red flags requiring imaging",
+            ]
         return [f"{verdict} for {variants[0]}{care}", f"{verdict} for low back pain without red flags"]
     return [
+        *_trigger_summaries(decision, verdict, better),
         f"{verdict} for {' and '.join(variants)}{better}",
         f"{verdict} for {variants[0]}{better}",
         f"{verdict}{better}",
     ]
+
+
+def _trigger_summaries(decision: Decision, verdict: str, better: str) -> list[str]:
+    """Variants several red flags can trigger (V6, V7) named by what the patient has, e.g. "(history of
+    cancer)"; the others by their title. Empty when no variant is such an umbrella."""
+    rules = decision.rules
+    titles = [match.variant.title for match in decision.variants if not match.variant.umbrella]
+    triggers = rules.without_implied(
+        dict.fromkeys(
+            term for match in decision.variants if match.variant.umbrella for term in match.triggered_by
+        )
+    )
+    if not triggers:
+        return []
+    found = ", ".join(rules.term_title(term) for term in triggers)
+    if not titles:
+        return [f"{verdict} ({found}){better}"]
+    return [f"{verdict} for {' and '.join([*titles, found])}{better}"]
 
 
 def _first_fitting(candidates: Sequence[str]) -> str:
@@ -248,12 +287,22 @@ def _coding(code: ProcedureCode) -> dict[str, str]:
 
 
 def _replacement(
-    order: ImagingOrder, procedure: Procedure, rating: PamaRating | None, *, assessment_id: str
+    order: ImagingOrder,
+    procedure: Procedure,
+    rating: PamaRating | None,
+    *,
+    assessment_id: str,
+    urgent: bool,
 ) -> dict[str, Any]:
-    """The order with the recommended procedure's code, keeping the reason and everything else."""
+    """The order with the recommended procedure's code, keeping the reason and everything else.
+
+    An urgent study is made at least `urgent`: a routine slot weeks away would defeat the advice.
+    """
     code = procedure.code_for(order.coding.system)
     replaced = dict(order.resource)
     replaced["code"] = {"coding": [_coding(code)], "text": procedure.title}
+    if urgent and replaced.get("priority") not in _URGENT_PRIORITIES:
+        replaced["priority"] = "urgent"
     return rated_service_request(replaced, rating, assessment_id=assessment_id)
 
 
@@ -276,48 +325,60 @@ def _physical_therapy_referral(decision: Decision, order: ImagingOrder) -> dict[
 def _suggestions(
     decision: Decision, judgement: OrderJudgement, *, assessment_id: str
 ) -> list[tuple[SuggestionKind, dict[str, Any]]]:
-    """Suggestions (without uuids) when the order is not the best choice: replace, refer, cancel."""
+    """Suggestions (without uuids) when the order is not the best choice.
+
+    Replace it with the better (or, when urgent, the urgent) study. Cancelling, alone or for a physical
+    therapy referral, only for low back pain without red flags (V1/V2): with red flags the better test is
+    the advice, and an urgent card never suggests doing nothing.
+    """
     order = judgement.order
     if not judgement.applicable or not _can_act_on(order):
         return []
-    title = _procedure_title(judgement)
-    cancel = {
-        "type": "delete",
-        "description": f"Cancel the draft order for {_lower_first(title)}",
-        "resourceId": order.reference,
-    }
     suggestions: list[tuple[SuggestionKind, dict[str, Any]]] = []
-    alternative = judgement.alternative  # always a better category: never a same-category switch
+    alternative = judgement.alternative  # a better category, or the urgent study
     undetermined = judgement.applicability is Applicability.UNDETERMINED
     if alternative is not None:
-        better = alternative.rating.procedure
+        better = _lower_first(alternative.rating.procedure.title)
         # Appropriate whatever could not be checked (unchecked data only raises categories), unless it is
         # not known whether the criteria apply at all.
         rating = None if undetermined else alternative.rating.appropriateness.pama_rating
+        label = f"Order {better} instead"
         suggestions.append(
             (
                 SuggestionKind.REPLACE,
                 {
-                    "label": f"Order {_lower_first(better.title)} instead",
+                    "label": f"Urgent: {_lower_first(label)}" if alternative.urgent else label,
                     "isRecommended": True,
                     "actions": [
                         {
                             "type": "update",
-                            "description": f"Change the order to {_lower_first(better.title)}",
-                            "resource": _replacement(order, better, rating, assessment_id=assessment_id),
+                            "description": f"Change the order to {better}"
+                            + (", priority urgent" if alternative.urgent else ""),
+                            "resource": _replacement(
+                                order,
+                                alternative.rating.procedure,
+                                rating,
+                                assessment_id=assessment_id,
+                                urgent=alternative.urgent,
+                            ),
                         }
                     ],
                 },
             )
         )
-    not_appropriate = judgement.appropriateness is Appropriateness.USUALLY_NOT_APPROPRIATE
-    # No referral for a low back pain diagnosis the record does not confirm.
     if (
-        judgement.conservative_care_first
-        and not_appropriate
-        and not decision.findings.therapy.documented
-        and not undetermined
+        order_is_urgent(decision, judgement)
+        or not judgement.conservative_care_first
+        or judgement.appropriateness is not Appropriateness.USUALLY_NOT_APPROPRIATE
     ):
+        return suggestions
+    cancel = {
+        "type": "delete",
+        "description": f"Cancel the draft order for {_lower_first(_procedure_title(judgement))}",
+        "resourceId": order.reference,
+    }
+    # No referral for a low back pain diagnosis the record does not confirm, nor a second course.
+    if not decision.findings.therapy.documented and not undetermined:
         referral = decision.rules.conservative_care.referral
         suggestions.append(
             (
@@ -336,13 +397,12 @@ def _suggestions(
                 },
             )
         )
-    if not_appropriate or alternative is not None:
-        suggestions.append(
-            (
-                SuggestionKind.CANCEL,
-                {"label": "Cancel this imaging order", "isRecommended": not suggestions, "actions": [cancel]},
-            )
+    suggestions.append(
+        (
+            SuggestionKind.CANCEL,
+            {"label": "Cancel this imaging order", "isRecommended": not suggestions, "actions": [cancel]},
         )
+    )
     return suggestions
 
 
@@ -444,6 +504,34 @@ def _unchecked_urgent_lines(decision: Decision) -> list[str]:
     return lines
 
 
+def _flag_blocks(decision: Decision, judgement: OrderJudgement, cite: Callable[[str], str]) -> list[str]:
+    """Red flags found, then weak risk factors under their own heading (never called red flags).
+
+    A flag another one implies (age over 50 beside age over 70) is left out: the same fact, said once.
+    """
+    rules = decision.rules
+    shown = set(rules.without_implied(decision.red_flag_ids()))
+    weak = [flag for flag in decision.weak_factors if flag.id in shown]
+    weak_ids = {flag.id for flag in weak}
+    red = [flag for flag in decision.red_flags if flag.id in shown and flag.id not in weak_ids]
+    blocks = []
+    if red:
+        blocks.append("**Red flags found**\n" + "\n".join(_flag_lines(decision, red)))
+    elif weak:
+        blocks.append("**Red flags requiring imaging:** none in the data supplied.")
+    elif judgement.applicable:
+        blocks.append("**Red flags found:** none in the data supplied.")
+    if weak:
+        block = "**Risk factor, not enough alone to call for imaging**\n" + "\n".join(
+            _flag_lines(decision, weak)
+        )
+        if judgement.applicable and decision.conservative_care_first:  # else a red flag calls for it
+            advice = rules.weak_factors.advice
+            block += f"\n\n{advice.text} ({cite(advice.citation)})"
+        blocks.append(block)
+    return blocks
+
+
 _WITHHELD_WHY = {
     RatingWithheld.UNCHECKED_DATA: "what could not be checked would change it",
     RatingWithheld.LOW_BACK_PAIN_UNCONFIRMED: "it is not known whether low back pain criteria apply",
@@ -525,8 +613,11 @@ def card_detail(decision: Decision, judgement: OrderJudgement) -> str:
             f"- Radiation: {procedure.radiation.describe()} ({cite(procedure.radiation_citation)})\n"
             f"- Decided by: {decided_by}{first_line}"
         )
+        better_heading = (
+            "Urgent study" if judgement.alternative and judgement.alternative.urgent else "Better choice"
+        )
         for heading, option, tail in (
-            ("Better choice", judgement.alternative, ""),
+            (better_heading, judgement.alternative, ""),
             ("Equally appropriate option", judgement.equal_option, " The order need not change."),
         ):
             if option is not None:
@@ -535,17 +626,8 @@ def card_detail(decision: Decision, judgement: OrderJudgement) -> str:
                     cells += f", {cite(option.rating.first_line)}"
                 blocks.append(f"**{heading}:** {option.reason} ({cells}){tail}")
         blocks.append("**Variants applied**\n" + "\n".join(_variant_lines(decision, cite)))
-    if decision.red_flags:
-        blocks.append("**Red flags found**\n" + "\n".join(_flag_lines(decision, decision.red_flags)))
-    elif judgement.applicable:
-        blocks.append("**Red flags found:** none in the data supplied.")
+    blocks.extend(_flag_blocks(decision, judgement, cite))
     if judgement.applicable and decision.conservative_care_first:
-        if decision.weak_factors:
-            names = ", ".join(rules.flag_title(flag.id) for flag in decision.weak_factors)
-            blocks.append(
-                f"**Weaker risk factor ({names}):** {rules.weak_factors.advice.text} "
-                f"({cite(rules.weak_factors.advice.citation)})"
-            )
         care = rules.conservative_care.advice
         therapy = decision.findings.therapy
         documented = (
@@ -570,10 +652,10 @@ def card_detail(decision: Decision, judgement: OrderJudgement) -> str:
 # The card and the response. ------------------------------------------------------------------------------
 
 
-def _override_reasons() -> list[dict[str, str]]:
+def _override_reasons(urgent: bool) -> list[dict[str, str]]:
     return [
         {"system": OVERRIDE_REASON_SYSTEM, "code": code, "display": display}
-        for code, display in OVERRIDE_REASONS
+        for code, display in (URGENT_OVERRIDE_REASONS if urgent else OVERRIDE_REASONS)
     ]
 
 
@@ -611,7 +693,7 @@ def _card(
         card["suggestions"] = suggestions
         card["selectionBehavior"] = "at-most-one"
     if indicator != "info":
-        card["overrideReasons"] = _override_reasons()
+        card["overrideReasons"] = _override_reasons(urgent=indicator == "critical")
     card["links"] = _links(decision)
     card["extension"] = {EXTENSION_KEY: order_verdict(decision, judgement, assessment_id=assessment_id)}
     return card, CardIds(card=card_uuid, suggestions=tuple(suggestion_ids))

@@ -178,7 +178,7 @@ def test_every_summary_is_under_140_characters_and_names_the_procedure(rules: Ru
         for card, judgement in zip(respond(decision).body["cards"], decision.orders, strict=True):
             assert len(card["summary"]) < 140, card["summary"]
             assert judgement.procedure is not None
-            assert judgement.procedure.title in card["summary"]
+            assert judgement.procedure.title.lower() in card["summary"].lower()
 
 
 @pytest.mark.parametrize(
@@ -261,14 +261,14 @@ def test_no_physical_therapy_suggestion_when_therapy_is_already_documented(rules
     assert "Procedure/pt1" in card["detail"]
 
 
-def test_a_better_procedure_is_suggested_as_an_update_of_the_order(rules: Rules) -> None:
-    (card,) = respond(assess(CASES["v4 ct"](), rules)).body["cards"]
-    replace_order, cancel = card["suggestions"]
+def test_a_better_procedure_is_the_one_suggestion_as_an_update_of_the_order(rules: Rules) -> None:
+    """Suspected cancer, CT with contrast: MRI without contrast instead; red flags, so no bare cancel."""
+    (card,) = respond(assess(CASES["v7 ct"](), rules)).body["cards"]
+    (replace_order,) = card["suggestions"]
     assert replace_order["label"] == "Order lumbar MRI without contrast instead"
     assert replace_order["isRecommended"] is True
-    assert cancel["isRecommended"] is False
     (update,) = replace_order["actions"]
-    sent = service_request("o1", "ct-lumbar-without-and-with-contrast")
+    sent = service_request("o1", "ct-lumbar-with-contrast")
     resource = update["resource"]
     assert resource["code"] == {
         "coding": [{"system": CPT, "code": "72148", "display": "MRI lumbar spine without contrast"}],
@@ -284,6 +284,145 @@ def test_a_better_procedure_is_suggested_as_an_update_of_the_order(rules: Rules)
         },
         {"url": PAMA_CONSULT_ID_EXTENSION, "valueUri": f"urn:uuid:{ASSESSMENT_ID}"},
     ]
+
+
+def test_mri_with_contrast_for_suspected_cancer_keeps_the_contrast_and_says_why(rules: Rules) -> None:
+    order = imaging_order("mri-lumbar-with-contrast")
+    (card,) = respond(assess(findings(present=["cancer-history"], orders=[order]), rules)).body["cards"]
+    (suggestion,) = card["suggestions"]
+    assert suggestion["label"] == "Order lumbar MRI without and with contrast instead"
+    coding = suggestion["actions"][0]["resource"]["code"]["coding"][0]
+    assert (coding["code"], coding["display"]) == (
+        "72158",
+        "MRI lumbar spine without contrast, followed by contrast",
+    )
+    assert "consider lumbar MRI without and with contrast" in card["summary"]
+    assert (
+        "**Better choice:** Lumbar MRI without and with contrast is rated usually appropriate, whereas "
+        "lumbar MRI with contrast is rated usually not appropriate; it keeps the contrast you ordered, "
+        "which helps show infection or tumour."
+    ) in card["detail"]
+
+
+# Urgent cards: never cancel; the urgent study is the one suggestion; reasons to override an urgency. -----
+
+URGENT_OVERRIDE_CODES = {
+    "mri-contraindicated-or-unavailable",
+    "sent-to-emergency-department",
+    "spine-surgeon-request",
+}
+
+
+@pytest.mark.parametrize(
+    ("present", "procedure"),
+    [
+        (["cauda-equina"], "ct-lumbar-without-and-with-contrast"),
+        (["cauda-equina"], "xr-lumbar"),
+        (["cauda-equina"], "mri-lumbar-with-contrast"),
+        (["severe-neurologic-deficit", "cancer-history"], "ct-lumbar-with-contrast"),
+        (["cauda-equina", "osteoporosis"], "ct-lumbar-without-contrast"),  # usually appropriate via V6
+    ],
+)
+def test_an_urgent_card_offers_only_the_urgent_study_labelled_urgent(
+    rules: Rules, present: list[str], procedure: str
+) -> None:
+    decision = assess(findings(present=present, orders=[imaging_order(procedure)]), rules)
+    response = respond(decision)
+    (card,) = response.body["cards"]
+    assert card_rule_violations(response.body) == []
+    assert card["indicator"] == "critical"
+    (suggestion,) = card["suggestions"]
+    assert [s.kind for s in response.card_ids["ServiceRequest/o1"].suggestions] == [SuggestionKind.REPLACE]
+    assert suggestion["label"] == "Urgent: order lumbar MRI without contrast instead"
+    assert suggestion["isRecommended"] is True
+    (update,) = suggestion["actions"]
+    assert update["type"] == "update"
+    assert "urgent" in update["description"]
+    resource = update["resource"]
+    assert resource["code"]["coding"][0]["code"] == "72148"
+    assert resource["priority"] == "urgent"
+    assert resource["extension"][0]["valueCodeableConcept"]["coding"][0]["code"] == "appropriate"
+    assert card["summary"].startswith("Urgent: ")
+    ordered = rules.procedures[procedure].title
+    assert f"Lumbar MRI without contrast, not {ordered[0].lower()}{ordered[1:]}" in card["summary"]
+    assert card["summary"].endswith("; consider emergency referral")
+    assert "**Urgent study:** Lumbar MRI without contrast is the study to get urgently for" in card["detail"]
+
+
+def test_an_urgent_summary_too_long_for_the_reasons_still_names_the_urgent_study(rules: Rules) -> None:
+    order = imaging_order("ct-lumbar-without-and-with-contrast")
+    decision = assess(findings(present=["cauda-equina", "severe-neurologic-deficit"], orders=[order]), rules)
+    (card,) = respond(decision).body["cards"]
+    assert card["summary"] == (
+        "Urgent evaluation needed. Lumbar MRI without contrast, not lumbar CT without and with contrast"
+    )
+
+
+def test_the_urgent_replacement_never_lowers_a_stat_priority(rules: Rules) -> None:
+    sent = service_request("o1", "xr-lumbar", priority="stat")
+    order = imaging_order("xr-lumbar", resource=sent)
+    (card,) = respond(assess(findings(present=["cauda-equina"], orders=[order]), rules)).body["cards"]
+    assert card["suggestions"][0]["actions"][0]["resource"]["priority"] == "stat"
+
+
+@pytest.mark.parametrize(
+    "decision_of",
+    [
+        lambda: findings(present=["cauda-equina"], orders=[imaging_order("mri-lumbar-without-contrast")]),
+        lambda: findings(
+            present=["cauda-equina"], orders=[imaging_order("mri-lumbar-without-and-with-contrast")]
+        ),
+        lambda: findings(  # not for back pain: no criteria, still urgent
+            episode_active=False,
+            present=["cauda-equina"],
+            orders=[imaging_order("ct-lumbar-with-contrast", reason_lbp=False)],
+        ),
+    ],
+    ids=["mri", "mri with and without contrast", "no criteria"],
+)
+def test_an_urgent_card_never_offers_cancelling(rules: Rules, decision_of: Callable[[], Findings]) -> None:
+    (card,) = respond(assess(decision_of(), rules)).body["cards"]
+    assert card["indicator"] == "critical"
+    assert "suggestions" not in card
+    assert "selectionBehavior" not in card
+
+
+def test_urgent_override_reasons_are_about_the_urgency(rules: Rules) -> None:
+    (card,) = respond(assess(CASES["v4 ct"](), rules)).body["cards"]
+    reasons = card["overrideReasons"]
+    assert {reason["system"] for reason in reasons} == {OVERRIDE_REASON_SYSTEM}
+    codes = {reason["code"] for reason in reasons}
+    assert codes >= URGENT_OVERRIDE_CODES
+    assert not {"conservative-care-tried", "patient-preference", "red-flag-not-recorded"} & codes
+    displays = {reason["display"] for reason in reasons}
+    assert {
+        "MRI contraindicated or not available in time",
+        "Patient sent to the emergency department",
+        "Study requested by a spine surgeon",
+    } <= displays
+    (warning,) = respond(assess(CASES["v1 mri"](), rules)).body["cards"]
+    assert not URGENT_OVERRIDE_CODES & {reason["code"] for reason in warning["overrideReasons"]}
+
+
+def test_red_flags_never_get_a_bare_cancel_only_no_red_flag_pain_does(rules: Rules) -> None:
+    """Cancel (alone or with a referral) only when V1 or V2 alone applies; otherwise the better test."""
+    for decision in _all_decisions(rules):
+        response = respond(decision)
+        no_red_flags = set(decision.variant_ids()) <= {"V1", "V2"}
+        for card in response.body["cards"]:
+            ids = response.card_ids[card["extension"][EXTENSION_KEY]["order"]]
+            kinds = {suggestion.kind for suggestion in ids.suggestions}
+            deletes = [
+                action
+                for suggestion in card.get("suggestions", [])
+                for action in suggestion["actions"]
+                if action["type"] == "delete"
+            ]
+            if not no_red_flags:
+                assert SuggestionKind.CANCEL not in kinds, (decision.variant_ids(), card["summary"])
+                assert not deletes, (decision.variant_ids(), card["summary"])
+            if decision.urgent:
+                assert kinds <= {SuggestionKind.REPLACE}
 
 
 def test_the_replacement_keeps_the_orders_code_system(rules: Rules) -> None:
@@ -473,7 +612,7 @@ def test_an_unconfirmed_diagnosis_gets_no_physical_therapy_referral_and_an_unrat
         "confirmed from the record"
     )
     labels = [suggestion["label"] for suggestion in card["suggestions"]]
-    assert labels == ["Order lumbar spine X-ray instead", "Cancel this imaging order"]
+    assert labels == ["Order lumbar spine X-ray instead"]  # a red flag: the better test, never a cancel
     replacement = card["suggestions"][0]["actions"][0]["resource"]
     assert "extension" not in replacement  # no rating can be determined for it either
     (v1,) = respond(assess(findings(episode_active=False, gaps=[UNREADABLE_LBP], orders=orders), rules)).body[
@@ -538,7 +677,10 @@ def test_detail_explains_flags_with_evidence_variants_radiation_choice_and_sourc
     assert "Radiation: ☢☢☢☢ (10-30 mSv)" in detail
     assert "- V4: suspected cauda equina syndrome; triggered by suspected cauda equina syndrome" in detail
     assert "Condition/cauda-equina, ICD-10-CM X00.0 “Finding for cauda-equina”, 2025-05-20" in detail
-    assert "**Better choice:** Lumbar MRI without contrast is rated usually appropriate" in detail
+    assert (
+        "**Urgent study:** Lumbar MRI without contrast is the study to get urgently for suspected cauda "
+        "equina syndrome"
+    ) in detail
     assert "no ionising radiation" in detail
     assert "https://acsearch.acr.org/docs/69483/Narrative/" in detail
     assert "doi:10.1016/j.jacr.2021.08.002" in detail
@@ -561,8 +703,104 @@ def test_detail_says_what_could_not_be_checked_and_what_it_would_change(rules: R
 
 def test_detail_gives_acp_advice_for_a_single_weak_factor(rules: Rules) -> None:
     (card,) = respond(assess(CASES["weak factor"](), rules)).body["cards"]
-    assert "**Weaker risk factor (age over 50):**" in card["detail"]
     assert "radiography if there is no improvement after 4-6 weeks" in card["detail"]
+
+
+@pytest.mark.parametrize(
+    ("flag", "title"),
+    [("age-over-50", "Age over 50"), ("unexplained-weight-loss", "Unexplained weight loss")],
+)
+def test_a_single_weak_factor_is_a_risk_factor_not_a_red_flag(rules: Rules, flag: str, title: str) -> None:
+    decision = assess(findings(present=[flag], orders=[imaging_order("xr-lumbar")]), rules)
+    (card,) = respond(decision).body["cards"]
+    assert card["summary"] == (
+        "Lumbar spine X-ray: usually not appropriate for low back pain, no red flags requiring imaging; "
+        "try conservative care first"
+    )
+    detail = card["detail"]
+    assert "**Red flags found**" not in detail
+    assert "**Red flags requiring imaging:** none in the data supplied." in detail
+    block = next(b for b in detail.split("\n\n") if b.startswith("**Risk factor, not enough alone"))
+    assert block.startswith(f"**Risk factor, not enough alone to call for imaging**\n- **{title}**\n")
+    assert f"Condition/{flag}" in block
+    assert "ACP advises a trial of therapy" in detail
+
+
+def test_a_weak_factor_beside_a_red_flag_is_listed_apart(rules: Rules) -> None:
+    decision = assess(
+        findings(present=["age-over-50", "osteoporosis"], orders=[imaging_order("xr-lumbar")]), rules
+    )
+    (card,) = respond(decision).body["cards"]
+    detail = card["detail"]
+    red_flags = next(b for b in detail.split("\n\n") if b.startswith("**Red flags found**"))
+    assert "Osteoporosis" in red_flags
+    assert "Age over 50" not in red_flags
+    assert "**Risk factor, not enough alone to call for imaging**\n- **Age over 50**" in detail
+    assert "ACP advises a trial of therapy" not in detail  # imaging is called for by the red flag
+
+
+def test_age_over_70_is_not_followed_by_age_over_50(rules: Rules) -> None:
+    decision = assess(
+        findings(present=["age-over-50", "age-over-70"], age=75, orders=[imaging_order("xr-lumbar")]), rules
+    )
+    (card,) = respond(decision).body["cards"]
+    assert "**Age over 70**" in card["detail"]
+    assert "Age over 50" not in card["detail"]
+    assert card["extension"][EXTENSION_KEY]["redFlags"] == ["age-over-50", "age-over-70"]  # all, as /evaluate
+
+
+# Summaries name what the patient has, where it fits. --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("present", "procedure", "summary"),
+    [
+        (["cancer-history"], "mri-lumbar-without-contrast",
+         "Lumbar MRI without contrast: usually appropriate (history of cancer)"),
+        (["osteoporosis", "age-over-70"], "xr-lumbar",
+         "Lumbar spine X-ray: usually appropriate (osteoporosis, age over 70)"),
+        (["osteoporosis", "age-over-70", "age-over-50"], "xr-lumbar",
+         "Lumbar spine X-ray: usually appropriate (osteoporosis, age over 70)"),
+        (["fever", "osteoporosis"], "ct-lumbar-with-contrast",
+         "Lumbar CT with contrast: may be appropriate (fever, osteoporosis); consider lumbar MRI without "
+         "contrast"),
+        (["prior-lumbar-surgery", "cancer-history"], "mri-lumbar-without-contrast",
+         "Lumbar MRI without contrast: usually appropriate for prior lumbar surgery with new or progressing "
+         "symptoms and history of cancer"),
+    ],
+)  # fmt: skip
+def test_v7_and_v6_summaries_name_the_patients_triggers(
+    rules: Rules, present: list[str], procedure: str, summary: str
+) -> None:
+    decision = assess(findings(present=present, orders=[imaging_order(procedure)]), rules)
+    (card,) = respond(decision).body["cards"]
+    assert card["summary"] == summary
+
+
+def test_the_longest_trigger_lists_fall_back_to_the_variant_titles_under_140(rules: Rules) -> None:
+    umbrella = [
+        "cancer-history", "spinal-infection", "fever", "iv-drug-use", "immunosuppression",
+        "unexplained-weight-loss", "age-over-50", "recent-trauma", "osteoporosis",
+        "prolonged-corticosteroids", "age-over-70",
+    ]  # fmt: skip
+    orders = [imaging_order(procedure, procedure) for procedure in PROCEDURE_IDS]
+    cases = [
+        findings(present=umbrella, symptom_days=30, age=75, orders=orders),
+        findings(present=umbrella[:5], orders=orders),
+        findings(present=["unexplained-weight-loss", "age-over-50"], symptom_days=30, orders=orders),
+        findings(present=[*umbrella, "prior-lumbar-surgery"], symptom_days=50, therapy=True, orders=orders),
+    ]
+    titles = [rules.variants["V7"].title, rules.variants["V6"].title]
+    fell_back = 0
+    for case_findings in cases:
+        decision = assess(case_findings, rules)
+        for card in respond(decision).body["cards"]:
+            summary = card["summary"]
+            assert len(summary) < 140, summary
+            fell_back += any(title in summary for title in titles)
+    assert fell_back  # the longest lists did not fit and gave way to the titles
+    (first,) = respond(assess(findings(present=umbrella[:1], orders=orders[:1]), rules)).body["cards"]
+    assert "(history of cancer)" in first["summary"]
 
 
 def test_record_text_cannot_inject_markdown_into_the_detail(rules: Rules) -> None:
