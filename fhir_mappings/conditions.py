@@ -4,8 +4,8 @@ Statuses: a Condition whose verificationStatus is refuted or entered-in-error ne
 clinically active when its clinicalStatus is active, recurrence or relapse; a Condition without a
 clinicalStatus is taken as active unless it has an abatement (FHIR requires an inactive status then),
 because problem lists often omit the status and an unknown status must not hide a red flag.
-Dates: onset is onsetDateTime or onsetPeriod.start; a window ("within 30 days") is met when the onset or
-the recordedDate could fall in it (latest possible day of a partial date).
+Dates: onset is onsetDateTime or onsetPeriod.start; a window ("within 30 days") is met when the onset
+could fall in it (latest possible day of a partial date), or the recordedDate when there is no onset.
 """
 
 from __future__ import annotations

@@ -25,14 +25,7 @@ def _explained(gaps: tuple[DataGap, ...], why: Mapping[InputKind, Sequence[str]]
     explained: list[DataGap] = []
     unmatched = dict(why)
     for gap in gaps:
-        kind = next(
-            (
-                k
-                for k in unmatched
-                if gap.id in {f"{_gap_name(k)}-not-supplied", f"{_gap_name(k)}-incomplete"}
-            ),
-            None,
-        )
+        kind = next((k for k in unmatched if gap.id in _input_gap_ids(k)), None)
         if kind is None:
             explained.append(gap)
             continue

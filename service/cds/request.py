@@ -7,7 +7,7 @@ can find it in the request they sent.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,17 +74,20 @@ def _check_bundle(bundle: Mapping[str, Any], where: str, max_resources: int) -> 
             )
 
 
-def _check_unique_ids(bundle: Mapping[str, Any], where: str) -> None:
-    """Two draft orders with one id cannot each get their own card, suggestion and rating."""
-    seen: set[tuple[str, str]] = set()
-    for index, entry in enumerate(bundle.get("entry", [])):
+def check_unique_orders(draft_orders: Mapping[str, Any], judged: Collection[str]) -> None:
+    """Two judged draft orders with one id cannot each get their own card, suggestion and rating.
+    Only the orders to judge count: a duplicate id among other draft orders is none of our business."""
+    seen: set[str] = set()
+    for index, entry in enumerate(draft_orders.get("entry", [])):
         resource = entry["resource"]
-        identity = (resource["resourceType"], resource.get("id"))
-        if isinstance(identity[1], str):
-            if identity in seen:
-                here = f"{where}.entry[{index}].resource.id"
-                raise bad_request(f"{here}: another draft order has the id {identity[1][:64]!r}", here)
-            seen.add(identity)
+        identifier = resource.get("id")
+        reference = f"{resource['resourceType']}/{identifier}"
+        if not isinstance(identifier, str) or reference not in judged:
+            continue
+        if reference in seen:
+            here = f"context.draftOrders.entry[{index}].resource.id"
+            raise bad_request(f"{here}: another draft order has the id {identifier[:64]!r}", here)
+        seen.add(reference)
 
 
 def check_prefetch_value(value: Any, where: str, max_resources: int) -> None:
@@ -113,7 +116,6 @@ def parse_hook_request(body: Any, service: CdsService, *, max_resources: int) ->
     _optional(context, "encounterId", str, "context.encounterId")
     draft_orders = _require(context, "draftOrders", dict, "context.draftOrders")
     _check_bundle(draft_orders, "context.draftOrders", max_resources)
-    _check_unique_ids(draft_orders, "context.draftOrders")
 
     selections: tuple[str, ...] | None = None
     if hook == "order-select":

@@ -13,7 +13,7 @@ from fhir_mappings import build_record, imaging_orders
 from fhir_mappings.model import InputKind
 from service.assessment import annotate_decision, assess_record, save_assessment
 from service.cds.cards import build_hook_response
-from service.cds.request import HookRequest, parse_hook_request
+from service.cds.request import HookRequest, check_unique_orders, parse_hook_request
 from service.cds.services import CdsService
 from service.errors import ApiError
 from service.http.body import read_json_body
@@ -130,6 +130,7 @@ def call_service(service_id: str) -> ResponseReturnValue:
     annotate(hookInstance=hook_request.hook_instance, service=service.id)
 
     orders = imaging_orders(hook_request.draft_orders, hook_request.selections)
+    check_unique_orders(hook_request.draft_orders, {order.reference for order in orders})
     if not orders:
         annotate(outcome="no-lumbar-imaging")
         return jsonify({"cards": []})

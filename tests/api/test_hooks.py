@@ -247,3 +247,13 @@ def test_a_withheld_rating_is_not_recorded_as_a_rating(app: Flask, client: Flask
     (order,) = record["orders"]
     assert order.get("pamaRating") is None
     assert order["appropriateness"] == "usually-not-appropriate"
+
+
+def test_duplicate_ids_among_orders_that_are_not_lumbar_imaging_are_not_our_business(
+    client: FlaskClient,
+) -> None:
+    medication = {"resourceType": "MedicationRequest", "id": "1", "status": "draft", "intent": "order"}
+    request = with_orders(example_request(), medication, dict(medication))
+    response = client.post(SIGN, json=request)
+    assert response.status_code == 200
+    assert json_of(response) == {"cards": []}

@@ -143,11 +143,13 @@ def test_order_sign_with_200_prefetched_resources_costs_a_few_ms_of_cpu(app: Fla
     # As in production: gunicorn.conf.py freezes the preloaded heap before forking the workers, so the
     # collector does not walk the FHIR model classes during requests.
     gc.freeze()
-    for _ in range(30):
-        response = client.post(SIGN, data=body, content_type="application/json")
-        assert response.status_code == 200
-        assert json_of(response)["cards"][0]["extension"]["lbp-imaging-cds"]["redFlags"]
-    gc.unfreeze()
+    try:
+        for _ in range(30):
+            response = client.post(SIGN, data=body, content_type="application/json")
+            assert response.status_code == 200
+            assert json_of(response)["cards"][0]["extension"]["lbp-imaging-cds"]["redFlags"]
+    finally:
+        gc.unfreeze()
     median = statistics.median(server_ms)
     print(f"order-sign with ~200 resources: server CPU median {median:.1f} ms, max {max(server_ms):.1f} ms")
     # About 5-6 ms on an idle 2-core machine (7.5-10 ms while other test suites share it); the bound is

@@ -101,6 +101,12 @@ IMMUNOSUPPRESSION_PAIRS = [
     pair("common variable immunodeficiency (range end)", "D83.9", PRESENT),
     pair("sarcoidosis above D84", "D86.9", ABSENT),
     pair("severe combined immunodeficiency", "D81.9", PRESENT),
+    # Mild or infant-only antibody defects and a metabolic disorder are not immunosuppression.
+    pair("selective IgA deficiency", "D80.2", ABSENT),
+    pair("selective IgG subclass deficiency", "D80.3", ABSENT),
+    pair("transient hypogammaglobulinemia of infancy", "D80.7", ABSENT),
+    pair("biotin-dependent carboxylase deficiency", "D81.810", ABSENT),
+    pair("hyper-IgM immunodeficiency still counts", "D80.5", PRESENT),
     pair("Wiskott-Aldrich syndrome", "D82.0", PRESENT),
     pair("other immunodeficiency D84 still counts", "D84.9", PRESENT),
 ]
