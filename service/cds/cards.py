@@ -3,8 +3,9 @@
 Card rules kept here (CDS Hooks 2.0 and the CDS Hooks Sandbox's quirks): summary under 140 characters;
 `uuid` on every card and suggestion; `selectionBehavior: at-most-one` whenever there are suggestions;
 every action has a `description`; `delete` names `ServiceRequest/<id>`; `create`/`update` carry a whole
-resource; an `update` keeps the order's codings and carries the Argonaut PAMA rating; optional fields are
-left out, never empty. System actions go both top level (2.0) and in `extension.systemActions`, the only
+resource; an `update` keeps the order's codings and carries the Argonaut PAMA rating (a replacement with
+no rating to give is a `delete` of the draft and a `create` of a new one); optional fields are left out,
+never empty. System actions go both top level (2.0) and in `extension.systemActions`, the only
 place the Sandbox reads them.
 """
 
@@ -286,14 +287,7 @@ def _coding(code: ProcedureCode) -> dict[str, str]:
     return {"system": code.system, "code": code.code, "display": code.display}
 
 
-def _replacement(
-    order: ImagingOrder,
-    procedure: Procedure,
-    rating: PamaRating | None,
-    *,
-    assessment_id: str,
-    urgent: bool,
-) -> dict[str, Any]:
+def _with_procedure(order: ImagingOrder, procedure: Procedure, *, urgent: bool) -> dict[str, Any]:
     """The order with the recommended procedure's code, keeping the reason and everything else.
 
     An urgent study is made at least `urgent`: a routine slot weeks away would defeat the advice.
@@ -303,7 +297,50 @@ def _replacement(
     replaced["code"] = {"coding": [_coding(code)], "text": procedure.title}
     if urgent and replaced.get("priority") not in _URGENT_PRIORITIES:
         replaced["priority"] = "urgent"
-    return rated_service_request(replaced, rating, assessment_id=assessment_id)
+    return replaced
+
+
+# What identifies the draft being replaced: a new draft carries none of it.
+_DRAFT_IDENTITY = ("id", "meta", "identifier")
+
+
+def _replacement_actions(
+    order: ImagingOrder,
+    procedure: Procedure,
+    rating: PamaRating | None,
+    *,
+    assessment_id: str,
+    urgent: bool,
+    cancel: dict[str, Any],
+) -> list[dict[str, Any]]:
+    """Change the order to `procedure`: an `update` carrying its rating, or, with no rating to give,
+    cancel the draft and create a new one.
+
+    The CDS Hooks Sandbox throws on an `update` without the PAMA rating, and a rating must not be
+    claimed where none can be determined; a `create` needs none.
+    """
+    title = _lower_first(procedure.title)
+    priority = ", priority urgent" if urgent else ""
+    replaced = _with_procedure(order, procedure, urgent=urgent)
+    if rating is not None:
+        return [
+            {
+                "type": "update",
+                "description": f"Change the order to {title}{priority}",
+                "resource": rated_service_request(replaced, rating, assessment_id=assessment_id),
+            }
+        ]
+    new_draft = {key: value for key, value in replaced.items() if key not in _DRAFT_IDENTITY}
+    new_draft["status"] = "draft"
+    return [
+        cancel,
+        {
+            "type": "create",
+            "description": f"Create a draft order for {title}{priority}",
+            # Without the earlier consult's rating: it was about the cancelled order.
+            "resource": rated_service_request(new_draft, None, assessment_id=assessment_id),
+        },
+    ]
 
 
 def _physical_therapy_referral(decision: Decision, order: ImagingOrder) -> dict[str, Any]:
@@ -337,11 +374,18 @@ def _suggestions(
     suggestions: list[tuple[SuggestionKind, dict[str, Any]]] = []
     alternative = judgement.alternative  # a better category, or the urgent study
     undetermined = judgement.applicability is Applicability.UNDETERMINED
+    cancel = {
+        "type": "delete",
+        "description": f"Cancel the draft order for {_lower_first(_procedure_title(judgement))}",
+        "resourceId": order.reference,
+    }
     if alternative is not None:
         better = _lower_first(alternative.rating.procedure.title)
         # Appropriate whatever could not be checked (unchecked data only raises categories), unless it is
-        # not known whether the criteria apply at all.
-        rating = None if undetermined else alternative.rating.appropriateness.pama_rating
+        # not known whether the criteria apply at all. The urgent variants apply whatever the low back
+        # pain diagnosis, so the urgent study's rating stands even then.
+        rated = alternative.urgent or not undetermined
+        rating = alternative.rating.appropriateness.pama_rating if rated else None
         label = f"Order {better} instead"
         suggestions.append(
             (
@@ -349,20 +393,14 @@ def _suggestions(
                 {
                     "label": f"Urgent: {_lower_first(label)}" if alternative.urgent else label,
                     "isRecommended": True,
-                    "actions": [
-                        {
-                            "type": "update",
-                            "description": f"Change the order to {better}"
-                            + (", priority urgent" if alternative.urgent else ""),
-                            "resource": _replacement(
-                                order,
-                                alternative.rating.procedure,
-                                rating,
-                                assessment_id=assessment_id,
-                                urgent=alternative.urgent,
-                            ),
-                        }
-                    ],
+                    "actions": _replacement_actions(
+                        order,
+                        alternative.rating.procedure,
+                        rating,
+                        assessment_id=assessment_id,
+                        urgent=alternative.urgent,
+                        cancel=cancel,
+                    ),
                 },
             )
         )
@@ -372,11 +410,6 @@ def _suggestions(
         or judgement.appropriateness is not Appropriateness.USUALLY_NOT_APPROPRIATE
     ):
         return suggestions
-    cancel = {
-        "type": "delete",
-        "description": f"Cancel the draft order for {_lower_first(_procedure_title(judgement))}",
-        "resourceId": order.reference,
-    }
     # No referral for a low back pain diagnosis the record does not confirm, nor a second course.
     if not decision.findings.therapy.documented and not undetermined:
         referral = decision.rules.conservative_care.referral

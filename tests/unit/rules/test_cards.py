@@ -87,6 +87,18 @@ CASES: dict[str, Callable[[], Findings]] = {
         orders=[imaging_order("xr-lumbar", "xr"), imaging_order("ct-myelography-lumbar", "myelo")],
     ),
     "order without id": lambda: findings(orders=[imaging_order("ct-lumbar-with-contrast", None)]),
+    "lbp undetermined": lambda: findings(
+        episode_active=False,
+        gaps=[UNREADABLE_LBP],
+        present=["osteoporosis"],
+        orders=[imaging_order("ct-lumbar-with-contrast", reason_lbp=False)],
+    ),
+    "lbp undetermined, cauda equina": lambda: findings(
+        episode_active=False,
+        gaps=[UNREADABLE_LBP],
+        present=["cauda-equina"],
+        orders=[imaging_order("ct-lumbar-with-contrast", reason_lbp=False)],
+    ),
 }
 
 
@@ -613,8 +625,24 @@ def test_an_unconfirmed_diagnosis_gets_no_physical_therapy_referral_and_an_unrat
     )
     labels = [suggestion["label"] for suggestion in card["suggestions"]]
     assert labels == ["Order lumbar spine X-ray instead"]  # a red flag: the better test, never a cancel
-    replacement = card["suggestions"][0]["actions"][0]["resource"]
-    assert "extension" not in replacement  # no rating can be determined for it either
+    # No rating can be determined for the replacement either, and an update without one makes the Sandbox
+    # throw: the draft is cancelled and a new, unrated draft created in its place.
+    delete, create = card["suggestions"][0]["actions"]
+    assert delete == {
+        "type": "delete",
+        "description": "Cancel the draft order for lumbar CT with contrast",
+        "resourceId": "ServiceRequest/o1",
+    }
+    assert create["type"] == "create"
+    assert create["description"] == "Create a draft order for lumbar spine X-ray"
+    sent = service_request("o1", "ct-lumbar-with-contrast")
+    created = create["resource"]
+    assert created["code"]["coding"][0]["code"] == "72100"
+    assert created["code"]["text"] == "Lumbar spine X-ray"
+    assert "extension" not in created  # no rating claimed
+    assert {key: value for key, value in created.items() if key != "code"} == {
+        key: value for key, value in sent.items() if key not in ("code", "id")
+    }
     (v1,) = respond(assess(findings(episode_active=False, gaps=[UNREADABLE_LBP], orders=orders), rules)).body[
         "cards"
     ]
