@@ -163,6 +163,13 @@ def card_summary(decision: Decision, judgement: OrderJudgement) -> str:
             *([f"Urgent: {reason}. {instead}", f"Urgent evaluation needed. {instead}"] if instead else []),
             f"Urgent evaluation needed. {verdict}",
         ]
+    elif decision.urgent_unchecked:  # it may be urgent: said on the card's one line, not only the detail
+        unchecked = " and ".join(decision.rules.flag_title(flag) for flag in decision.urgent_unchecked)
+        candidates = [
+            *(f"{candidate}; {unchecked} could not be checked" for candidate in candidates),
+            f"{verdict}; {unchecked} could not be checked",
+            f"{verdict}; an urgent red flag could not be checked",
+        ]
     return _first_fitting([*candidates, verdict])
 
 
@@ -176,6 +183,8 @@ def _applicable_summaries(
             f"{verdict} if for low back pain (diagnosis not confirmed)",
         ]
     if decision.conservative_care_first:
+        if decision.urgent_unchecked:  # not "try conservative care first" while it may be urgent
+            return [f"{verdict} for low back pain"]
         care = "" if decision.findings.therapy.documented else "; try conservative care first"
         if decision.unchecked_flags:  # never "no red flags" when some could not be checked
             return [
@@ -366,7 +375,8 @@ def _suggestions(
 
     Replace it with the better (or, when urgent, the urgent) study. Cancelling, alone or for a physical
     therapy referral, only for low back pain without red flags (V1/V2): with red flags the better test is
-    the advice, and an urgent card never suggests doing nothing.
+    the advice, and a card that is urgent, or may be (an urgent red flag unchecked), never suggests doing
+    nothing.
     """
     order = judgement.order
     if not judgement.applicable or not _can_act_on(order):
@@ -406,6 +416,7 @@ def _suggestions(
         )
     if (
         order_is_urgent(decision, judgement)
+        or decision.urgent_unchecked  # never advise doing nothing while it may be urgent
         or not judgement.conservative_care_first
         or judgement.appropriateness is not Appropriateness.USUALLY_NOT_APPROPRIATE
     ):

@@ -181,7 +181,7 @@ def _all_decisions(rules: Rules) -> Iterator[Decision]:
     flag_sets = [(), *((flag,) for flag in RED_FLAG_IDS), *itertools.combinations(RED_FLAG_IDS, 2)]
     orders = [imaging_order(procedure, procedure) for procedure in PROCEDURE_IDS]
     for present in flag_sets:
-        for unknown in ((), ("fever", "cancer-history")):
+        for unknown in ((), ("fever", "cancer-history"), ("cauda-equina",)):
             yield assess(findings(present=present, unknown=set(unknown) - set(present), orders=orders), rules)
 
 
@@ -191,6 +191,9 @@ def test_every_summary_is_under_140_characters_and_names_the_procedure(rules: Ru
             assert len(card["summary"]) < 140, card["summary"]
             assert judgement.procedure is not None
             assert judgement.procedure.title.lower() in card["summary"].lower()
+            if decision.urgent_unchecked and not decision.urgent:
+                assert "could not be checked" in card["summary"], card["summary"]
+                assert "conservative care" not in card["summary"], card["summary"]
 
 
 @pytest.mark.parametrize(
@@ -433,8 +436,8 @@ def test_red_flags_never_get_a_bare_cancel_only_no_red_flag_pain_does(rules: Rul
             if not no_red_flags:
                 assert SuggestionKind.CANCEL not in kinds, (decision.variant_ids(), card["summary"])
                 assert not deletes, (decision.variant_ids(), card["summary"])
-            if decision.urgent:
-                assert kinds <= {SuggestionKind.REPLACE}
+            if decision.urgent or decision.urgent_unchecked:
+                assert kinds <= {SuggestionKind.REPLACE}, (decision.urgent_unchecked, card["summary"])
 
 
 def test_the_replacement_keeps_the_orders_code_system(rules: Rules) -> None:
@@ -693,6 +696,24 @@ def test_an_unchecked_urgent_flag_is_said_first_and_in_the_evaluate_answer(rules
     answer = evaluate_answer(decision, assessment_id=ASSESSMENT_ID)
     assert answer["urgent"] is False
     assert answer["urgentUnchecked"] == ["cauda-equina"]
+
+
+@pytest.mark.parametrize("procedure", ["mri-lumbar-without-contrast", "xr-lumbar"])
+def test_an_unchecked_urgent_flag_is_named_in_the_summary_and_nothing_is_cancelled(
+    rules: Rules, procedure: str
+) -> None:
+    """Low back pain, no red flag found, but cauda equina could not be checked: no "conservative care
+    first", no physical therapy referral, no cancel: it may be urgent."""
+    decision = assess(findings(unknown=["cauda-equina"], orders=[imaging_order(procedure)]), rules)
+    response = respond(decision)
+    (card,) = response.body["cards"]
+    title = rules.procedures[procedure].title
+    assert card["summary"] == (
+        f"{title}: usually not appropriate for low back pain; suspected cauda equina syndrome could not be "
+        "checked"
+    )
+    assert "suggestions" not in card
+    assert response.card_ids["ServiceRequest/o1"].suggestions == ()
 
 
 # The detail. -------------------------------------------------------------------------------------------
