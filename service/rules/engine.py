@@ -216,8 +216,9 @@ def _replacement(option: Rating, ordered: Rating, rules: Rules, *reasons: str) -
 def _alternative(ordered: Rating, ratings: Sequence[Rating], rules: Rules) -> Alternative | None:
     """The preferred procedure, only when it is in a better category than the order (and appropriate).
 
-    An order with IV contrast is offered a procedure of its modality that also gives it, when one is in
-    the best category (MRI without and with contrast for suspected infection or tumour, ACR V7).
+    An order with IV contrast is offered a procedure that also gives it, when one is in the best category
+    (MRI without and with contrast for suspected infection or tumour, ACR V7, for an MRI or a CT with
+    contrast); among several, the ordered modality first.
     """
     best = _best(ratings, ordered.procedure.modality)
     if (
@@ -229,9 +230,7 @@ def _alternative(ordered: Rating, ratings: Sequence[Rating], rules: Rules) -> Al
         keeping_contrast = [
             rating
             for rating in ratings
-            if rating.procedure.iv_contrast
-            and rating.procedure.modality == ordered.procedure.modality
-            and rating.appropriateness is best.appropriateness
+            if rating.procedure.iv_contrast and rating.appropriateness is best.appropriateness
         ]
         if keeping_contrast:
             option = _best(keeping_contrast, ordered.procedure.modality)

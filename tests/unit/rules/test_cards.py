@@ -277,17 +277,24 @@ def test_no_physical_therapy_suggestion_when_therapy_is_already_documented(rules
 
 
 def test_a_better_procedure_is_the_one_suggestion_as_an_update_of_the_order(rules: Rules) -> None:
-    """Suspected cancer, CT with contrast: MRI without contrast instead; red flags, so no bare cancel."""
+    """Suspected cancer, CT with contrast: MRI without and with contrast instead (it keeps the contrast);
+    red flags, so no bare cancel."""
     (card,) = respond(assess(CASES["v7 ct"](), rules)).body["cards"]
     (replace_order,) = card["suggestions"]
-    assert replace_order["label"] == "Order lumbar MRI without contrast instead"
+    assert replace_order["label"] == "Order lumbar MRI without and with contrast instead"
     assert replace_order["isRecommended"] is True
     (update,) = replace_order["actions"]
     sent = service_request("o1", "ct-lumbar-with-contrast")
     resource = update["resource"]
     assert resource["code"] == {
-        "coding": [{"system": CPT, "code": "72148", "display": "MRI lumbar spine without contrast"}],
-        "text": "Lumbar MRI without contrast",
+        "coding": [
+            {
+                "system": CPT,
+                "code": "72158",
+                "display": "MRI lumbar spine without contrast, followed by contrast",
+            }
+        ],
+        "text": "Lumbar MRI without and with contrast",
     }
     assert {key: value for key, value in resource.items() if key not in ("code", "extension")} == {
         key: value for key, value in sent.items() if key != "code"
@@ -314,8 +321,7 @@ def test_mri_with_contrast_for_suspected_cancer_keeps_the_contrast_and_says_why(
     assert "consider lumbar MRI without and with contrast" in card["summary"]
     assert (
         "**Better choice:** Lumbar MRI without and with contrast is rated usually appropriate, whereas "
-        "lumbar MRI with contrast is rated usually not appropriate; it keeps the contrast you ordered, "
-        "which helps show infection or tumour."
+        "lumbar MRI with contrast is rated usually not appropriate; it keeps the IV contrast you ordered."
     ) in card["detail"]
 
 
@@ -811,8 +817,8 @@ def test_age_over_70_is_not_followed_by_age_over_50(rules: Rules) -> None:
         (["osteoporosis", "age-over-70", "age-over-50"], "xr-lumbar",
          "Lumbar spine X-ray: usually appropriate (osteoporosis, age over 70)"),
         (["fever", "osteoporosis"], "ct-lumbar-with-contrast",
-         "Lumbar CT with contrast: may be appropriate (fever, osteoporosis); consider lumbar MRI without "
-         "contrast"),
+         "Lumbar CT with contrast: may be appropriate (fever, osteoporosis); consider lumbar MRI without and "
+         "with contrast"),
         (["prior-lumbar-surgery", "cancer-history"], "mri-lumbar-without-contrast",
          "Lumbar MRI without contrast: usually appropriate for prior lumbar surgery with new or progressing "
          "symptoms and history of cancer"),

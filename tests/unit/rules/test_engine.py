@@ -235,15 +235,20 @@ def test_modalities_give_each_modality_its_best_procedure(rules: Rules) -> None:
     assert decision.recommended.procedure.id == "mri-lumbar-without-contrast"
 
 
-def test_ct_for_suspected_cancer_has_mri_without_contrast_as_the_better_choice(rules: Rules) -> None:
+def test_ct_with_contrast_for_suspected_cancer_has_mri_keeping_the_contrast_as_the_better_choice(
+    rules: Rules,
+) -> None:
     order = imaging_order("ct-lumbar-without-and-with-contrast")
     (judgement,) = assess(findings(present=["cancer-history"], orders=[order]), rules).orders
     assert judgement.appropriateness is UNA
     assert judgement.alternative is not None
-    assert judgement.alternative.rating.procedure.id == "mri-lumbar-without-contrast"
+    assert judgement.alternative.rating.procedure.id == "mri-lumbar-without-and-with-contrast"
     assert judgement.alternative.rating.appropriateness is UA
-    assert "usually appropriate" in judgement.alternative.reason
-    assert "no ionising radiation" in judgement.alternative.reason
+    assert judgement.alternative.reason == (
+        "Lumbar MRI without and with contrast is rated usually appropriate, whereas lumbar CT without and "
+        "with contrast is rated usually not appropriate; it involves no ionising radiation; it keeps the IV "
+        "contrast you ordered."
+    )
 
 
 @pytest.mark.parametrize(
@@ -365,8 +370,7 @@ def test_mri_with_contrast_for_suspected_cancer_is_steered_to_mri_without_and_wi
     assert judgement.alternative.rating.procedure.id == "mri-lumbar-without-and-with-contrast"
     assert judgement.alternative.reason == (
         "Lumbar MRI without and with contrast is rated usually appropriate, whereas lumbar MRI with contrast "
-        "is rated usually not appropriate; it keeps the contrast you ordered, which helps show infection or "
-        "tumour."
+        "is rated usually not appropriate; it keeps the IV contrast you ordered."
     )
     assert not judgement.alternative.urgent
 
@@ -386,9 +390,11 @@ def test_the_contrast_preference_reads_the_procedures_iv_contrast_attribute(rule
 @pytest.mark.parametrize(
     ("present", "procedure", "alternative"),
     [
-        # No CT with IV contrast is usually appropriate in V7: MRI without contrast, as before.
-        (["cancer-history"], "ct-lumbar-with-contrast", "mri-lumbar-without-contrast"),
-        (["cancer-history"], "ct-lumbar-without-and-with-contrast", "mri-lumbar-without-contrast"),
+        # No CT with IV contrast is usually appropriate in V7, but MRI without and with contrast is, and
+        # it keeps the contrast: the modality is a tie-break, never a condition.
+        (["cancer-history"], "ct-lumbar-with-contrast", "mri-lumbar-without-and-with-contrast"),
+        (["cancer-history"], "ct-lumbar-without-and-with-contrast", "mri-lumbar-without-and-with-contrast"),
+        (["spinal-infection"], "ct-lumbar-with-contrast", "mri-lumbar-without-and-with-contrast"),
         # V6 rates MRI without and with contrast only may be appropriate: the first-line X-ray.
         (["osteoporosis"], "mri-lumbar-with-contrast", "xr-lumbar"),
         (["prior-lumbar-surgery"], "mri-lumbar-with-contrast", "mri-lumbar-without-and-with-contrast"),
@@ -396,7 +402,7 @@ def test_the_contrast_preference_reads_the_procedures_iv_contrast_attribute(rule
         (["cancer-history"], "xr-lumbar", "mri-lumbar-without-contrast"),
     ],
 )
-def test_the_contrast_preference_only_keeps_contrast_in_the_best_category_of_the_same_modality(
+def test_the_contrast_preference_keeps_contrast_in_the_best_category_of_any_modality(
     rules: Rules, present: list[str], procedure: str, alternative: str
 ) -> None:
     (judgement,) = assess(findings(present=present, orders=[imaging_order(procedure)]), rules).orders
