@@ -22,7 +22,7 @@ from service.cds.cards import (
     build_hook_response,
 )
 from service.evaluate_answer import evaluate_answer
-from service.rules import Decision, Rules, assess, load_rules
+from service.rules import Appropriateness, Decision, Rules, assess, load_rules
 from tests.support.cds_rules import card_rule_violations
 from tests.support.contract import component_validator, schema_errors
 
@@ -426,11 +426,16 @@ def test_urgent_override_reasons_are_about_the_urgency(rules: Rules) -> None:
 
 
 def test_red_flags_never_get_a_bare_cancel_only_no_red_flag_pain_does(rules: Rules) -> None:
-    """Cancel (alone or with a referral) only when V1 or V2 alone applies; otherwise the better test."""
+    """Cancel (alone or with a referral) only when V1 or V2 alone applies; otherwise the better test.
+
+    And the other half: an order usually not appropriate for pain without red flags, with nothing urgent
+    or possibly urgent, is always offered the cancel.
+    """
+    offered = 0
     for decision in _all_decisions(rules):
         response = respond(decision)
         no_red_flags = set(decision.variant_ids()) <= {"V1", "V2"}
-        for card in response.body["cards"]:
+        for card, judgement in zip(response.body["cards"], decision.orders, strict=True):
             ids = response.card_ids[card["extension"][EXTENSION_KEY]["order"]]
             kinds = {suggestion.kind for suggestion in ids.suggestions}
             deletes = [
@@ -444,6 +449,15 @@ def test_red_flags_never_get_a_bare_cancel_only_no_red_flag_pain_does(rules: Rul
                 assert not deletes, (decision.variant_ids(), card["summary"])
             if decision.urgent or decision.urgent_unchecked:
                 assert kinds <= {SuggestionKind.REPLACE}, (decision.urgent_unchecked, card["summary"])
+            elif (
+                no_red_flags
+                and judgement.applicable
+                and judgement.appropriateness is Appropriateness.USUALLY_NOT_APPROPRIATE
+                and judgement.order.resource_id
+            ):
+                assert SuggestionKind.CANCEL in kinds, (decision.variant_ids(), card["summary"])
+                offered += 1
+    assert offered  # the sweep reaches the positive half
 
 
 def test_the_replacement_keeps_the_orders_code_system(rules: Rules) -> None:
