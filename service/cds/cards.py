@@ -18,6 +18,7 @@ from typing import Any
 
 from fhir_mappings.model import Evidence, ImagingOrder, RedFlag
 from service.rules import (
+    Alternative,
     Applicability,
     Appropriateness,
     Decision,
@@ -379,10 +380,12 @@ def _suggestions(
     nothing.
     """
     order = judgement.order
-    if not judgement.applicable or not _can_act_on(order):
+    alternative = judgement.alternative  # a better category, or the urgent study
+    # Where no criteria apply, only the urgent study (urgency is the patient's, whatever the order).
+    offered = judgement.applicable or (alternative is not None and alternative.urgent)
+    if not offered or not _can_act_on(order):
         return []
     suggestions: list[tuple[SuggestionKind, dict[str, Any]]] = []
-    alternative = judgement.alternative  # a better category, or the urgent study
     undetermined = judgement.applicability is Applicability.UNDETERMINED
     cancel = {
         "type": "delete",
@@ -415,7 +418,8 @@ def _suggestions(
             )
         )
     if (
-        order_is_urgent(decision, judgement)
+        not judgement.applicable
+        or order_is_urgent(decision, judgement)
         or decision.urgent_unchecked  # never advise doing nothing while it may be urgent
         or not judgement.conservative_care_first
         or judgement.appropriateness is not Appropriateness.USUALLY_NOT_APPROPRIATE
@@ -607,6 +611,13 @@ def _pama_phrase(judgement: OrderJudgement) -> str:
     )
 
 
+def _option_block(heading: str, option: Alternative, tail: str, cite: Callable[[str], str]) -> str:
+    cells = ", ".join(f"{cell.variant} {cite(cell.citation)}" for cell in option.rating.cells)
+    if option.rating.first_line:
+        cells += f", {cite(option.rating.first_line)}"
+    return f"**{heading}:** {option.reason} ({cells}){tail}"
+
+
 def card_detail(decision: Decision, judgement: OrderJudgement) -> str:
     """Markdown: verdict, urgency, better choice, variants, red flags with evidence, gaps, sources."""
     rules = decision.rules
@@ -642,6 +653,8 @@ def card_detail(decision: Decision, judgement: OrderJudgement) -> str:
             "back pain nor a red flag"
         )
         blocks.append(f"No ACR low back pain criteria apply to this {_lower_first(title)}: {why}.")
+        if judgement.alternative is not None:  # the urgent study: urgency does not depend on the criteria
+            blocks.append(_option_block("Urgent study", judgement.alternative, "", cite))
     else:
         procedure = judgement.procedure
         assert procedure is not None  # applicable orders have a known procedure
@@ -665,10 +678,7 @@ def card_detail(decision: Decision, judgement: OrderJudgement) -> str:
             ("Equally appropriate option", judgement.equal_option, " The order need not change."),
         ):
             if option is not None:
-                cells = ", ".join(f"{cell.variant} {cite(cell.citation)}" for cell in option.rating.cells)
-                if option.rating.first_line:
-                    cells += f", {cite(option.rating.first_line)}"
-                blocks.append(f"**{heading}:** {option.reason} ({cells}){tail}")
+                blocks.append(_option_block(heading, option, tail, cite))
         blocks.append("**Variants applied**\n" + "\n".join(_variant_lines(decision, cite)))
     blocks.extend(_flag_blocks(decision, judgement, cite))
     if judgement.applicable and decision.conservative_care_first:

@@ -238,20 +238,20 @@ def _alternative(ordered: Rating, ratings: Sequence[Rating], rules: Rules) -> Al
     return _replacement(best, ordered, rules)
 
 
-def _urgent_study(
-    ordered: Rating, ratings: Mapping[str, Rating], urgent: Sequence[VariantMatch], rules: Rules
-) -> Alternative | None:
+def _urgent_study(ordered: Rating, urgent: Sequence[VariantMatch], rules: Rules) -> Alternative | None:
     """The urgent study, when the order is not usually appropriate for the variants urgent flags trigger.
 
-    Judged on those variants alone: a CT that fracture risk makes usually appropriate is still not the
-    study for suspected cauda equina.
+    Both are judged on those variants alone: a CT that fracture risk makes usually appropriate is still
+    not the study for suspected cauda equina, and the urgency holds whether or not the low back pain
+    criteria apply to the order.
     """
     if not urgent:
         return None
-    for_urgency = _rate(ordered.procedure, [match.variant for match in urgent])
+    urgent_variants = [match.variant for match in urgent]
+    for_urgency = _rate(ordered.procedure, urgent_variants)
     if for_urgency.appropriateness is Appropriateness.USUALLY_APPROPRIATE:
         return None
-    study = ratings[rules.urgent.study]
+    study = _rate(rules.procedures[rules.urgent.study], urgent_variants)
     flags = " and ".join(
         rules.flag_title(flag) for flag in _unique(label for match in urgent for label in match.triggered_by)
     )
@@ -317,20 +317,22 @@ def _judge(
 ) -> OrderJudgement:
     procedure = rules.procedures.get(order.procedure)
     if procedure is None or applicability is Applicability.NOT_APPLICABLE:
+        no_criteria = Appropriateness.NO_CRITERIA_APPLY
         return OrderJudgement(
             order=order,
             procedure=procedure,
             applicability=Applicability.NOT_APPLICABLE,
-            appropriateness=Appropriateness.NO_CRITERIA_APPLY,
+            appropriateness=no_criteria,
             cells=(),
-            alternative=None,
+            # Urgency is the patient's: the urgent study is offered even where no criteria apply.
+            alternative=_urgent_study(Rating(procedure, no_criteria), urgent, rules) if procedure else None,
             if_unchecked_present=None,
             conservative_care_first=False,
         )
     rating = ratings[procedure.id]
     would_be = if_present[procedure.id].appropriateness
     every = list(ratings.values())
-    urgent_study = _urgent_study(rating, ratings, urgent, rules)
+    urgent_study = _urgent_study(rating, urgent, rules)
     return OrderJudgement(
         order=order,
         procedure=procedure,
@@ -377,8 +379,13 @@ def assess(findings: Findings, rules: Rules) -> Decision:
         if variant.id not in applied_ids and outcomes.get(variant.id, _FALSE).value is None
     )
     urgent = evaluator.evaluate(rules.urgent.when)
-    # The variants the urgent flags trigger (V4, neuro): an order is judged against them for urgency.
-    urgent_matches = tuple(match for match in matches if set(match.triggered_by) & set(urgent.because))
+    # The variants the urgent flags trigger (V4, neuro): an order is judged against them for urgency,
+    # whether or not the low back pain criteria apply (`matches` is empty when they do not).
+    urgent_matches = tuple(
+        VariantMatch(variant, outcomes[variant.id].because)
+        for variant in (applied if criteria_apply else _select_variants(rules, outcomes, count_unknown=False))
+        if variant.id in outcomes and set(outcomes[variant.id].because) & set(urgent.because)
+    )
     triggering = {label for match in matches for label in match.triggered_by}
     present = tuple(flag for flag in flags.values() if flag.status is FlagStatus.PRESENT)
     # Every procedure rated once for what is known, and once as if every unchecked flag were present.

@@ -393,10 +393,10 @@ def test_the_urgent_replacement_never_lowers_a_stat_priority(rules: Rules) -> No
         lambda: findings(
             present=["cauda-equina"], orders=[imaging_order("mri-lumbar-without-and-with-contrast")]
         ),
-        lambda: findings(  # not for back pain: no criteria, still urgent
+        lambda: findings(  # not for back pain: no criteria, still urgent; it is the urgent study
             episode_active=False,
             present=["cauda-equina"],
-            orders=[imaging_order("ct-lumbar-with-contrast", reason_lbp=False)],
+            orders=[imaging_order("mri-lumbar-without-contrast", reason_lbp=False)],
         ),
     ],
     ids=["mri", "mri with and without contrast", "no criteria"],
@@ -406,6 +406,36 @@ def test_an_urgent_card_never_offers_cancelling(rules: Rules, decision_of: Calla
     assert card["indicator"] == "critical"
     assert "suggestions" not in card
     assert "selectionBehavior" not in card
+
+
+def test_an_urgent_order_without_criteria_is_offered_the_urgent_study_not_a_cancel(rules: Rules) -> None:
+    """Not for back pain, so no criteria apply to the CT, but cauda equina is urgent whatever the order."""
+    order = imaging_order("ct-lumbar-with-contrast", reason_lbp=False)
+    decision = assess(findings(episode_active=False, present=["cauda-equina"], orders=[order]), rules)
+    response = respond(decision)
+    assert card_rule_violations(response.body) == []
+    (card,) = response.body["cards"]
+    assert card["indicator"] == "critical"
+    assert card["extension"][EXTENSION_KEY]["appropriateness"] == "no-criteria-apply"
+    assert [s.kind for s in response.card_ids["ServiceRequest/o1"].suggestions] == [SuggestionKind.REPLACE]
+    (suggestion,) = card["suggestions"]
+    assert suggestion["label"] == "Urgent: order lumbar MRI without contrast instead"
+    (update,) = suggestion["actions"]
+    assert update["type"] == "update"
+    resource = update["resource"]
+    assert resource["code"]["coding"][0]["code"] == "72148"
+    assert resource["priority"] == "urgent"
+    rating = next(e for e in resource["extension"] if e["url"] == PAMA_RATING_EXTENSION)
+    assert rating["valueCodeableConcept"]["coding"][0]["code"] == "appropriate"
+    assert card["summary"] == (
+        "Urgent: suspected cauda equina syndrome. Lumbar MRI without contrast, not lumbar CT with contrast; "
+        "consider emergency referral"
+    )
+    assert "**Urgent study:** Lumbar MRI without contrast is the study to get urgently for" in card["detail"]
+    (system_action,) = response.body["systemActions"]  # the order itself is still rated as it stands
+    assert system_action["resource"]["extension"][0]["valueCodeableConcept"]["coding"][0]["code"] == (
+        "no-criteria-apply"
+    )
 
 
 def test_urgent_override_reasons_are_about_the_urgency(rules: Rules) -> None:

@@ -551,6 +551,43 @@ def test_an_order_for_another_reason_without_back_pain_has_no_criteria(rules: Ru
     assert judgement.alternative is None
 
 
+@pytest.mark.parametrize("present", [["cauda-equina"], ["severe-neurologic-deficit"]])
+def test_an_urgent_patients_order_without_criteria_is_offered_the_urgent_study(
+    rules: Rules, present: list[str]
+) -> None:
+    """Urgency does not depend on the criteria: the order keeps no-criteria-apply, and the urgent study,
+    judged on the urgent variants alone, is offered in its place."""
+    order = imaging_order("ct-lumbar-with-contrast", reason_lbp=False)
+    decision = assess(findings(episode_active=False, present=present, orders=[order]), rules)
+    assert decision.urgent
+    assert decision.variants == ()  # the criteria still do not apply to the patient
+    (judgement,) = decision.orders
+    assert not judgement.applicable
+    assert judgement.appropriateness is NCA
+    assert judgement.cells == ()
+    assert judgement.alternative is not None
+    assert judgement.alternative.urgent
+    assert judgement.alternative.rating.procedure.id == "mri-lumbar-without-contrast"
+    assert judgement.alternative.rating.appropriateness is UA
+    cells = judgement.alternative.rating.cells
+    assert cells
+    assert {cell.variant for cell in cells} <= {"V4", "neuro"}  # the urgent variants' cells cite it
+    assert judgement.alternative.reason.startswith(
+        "Lumbar MRI without contrast is the study to get urgently for "
+    )
+    assert "whereas lumbar CT with contrast is rated " in judgement.alternative.reason
+
+
+def test_an_urgent_patients_order_of_the_urgent_study_without_criteria_gets_no_alternative(
+    rules: Rules,
+) -> None:
+    order = imaging_order("mri-lumbar-without-contrast", reason_lbp=False)
+    decision = assess(findings(episode_active=False, present=["cauda-equina"], orders=[order]), rules)
+    (judgement,) = decision.orders
+    assert judgement.appropriateness is NCA
+    assert judgement.alternative is None
+
+
 def test_an_order_whose_reason_names_low_back_pain_is_judged_without_a_recorded_episode(rules: Rules) -> None:
     order = imaging_order("ct-lumbar-without-contrast", reason_lbp=True)
     decision = assess(findings(episode_active=False, orders=[order]), rules)
