@@ -29,6 +29,7 @@ from fhir_mappings.procedures import surgery_findings, therapy_findings
 from fhir_mappings.vitals import observation_findings
 
 _FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+_ADMINISTRATIVE_GENDERS = frozenset({"male", "female", "other", "unknown"})  # FHIR R4 AdministrativeGender
 
 AGE_FLAGS = {"age-over-50": OLDER_AGE_YEARS, "age-over-70": ELDERLY_AGE_YEARS}
 _KIND_ORDER = tuple(InputKind)
@@ -120,7 +121,8 @@ class _PatientFacts:
         self.gaps: list[DataGap] = []
         if patient is None or not collector.usable(patient, InputKind.PATIENT, self._AFFECTS):
             return
-        self.sex = as_text(patient.get("gender"))
+        gender = as_text(patient.get("gender"))
+        self.sex = gender if gender in _ADMINISTRATIVE_GENDERS else None
         self.birth = parse_fhir_date(patient.get("birthDate"))
         if self.birth is None:
             self.gaps.append(

@@ -6,6 +6,7 @@ no validation, and it tolerates `code.coding: [{}]`, `reasonCode: []` and missin
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -124,11 +125,21 @@ def service_requests_in(draft_orders: Any) -> Iterator[tuple[Resource, str | Non
             yield resource, as_text(entry.get("fullUrl"))
 
 
+_FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+_FULL_URL = re.compile(
+    r"urn:uuid:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|https?://\S+"
+)
+
+
 def _order_reference(resource: Resource, full_url: str | None, position: int) -> str:
+    """`ServiceRequest/<id>` for a FHIR id; else the entry's fullUrl when it is a URL or UUID URN; else
+    the order's position, so an odd id never reaches a card, a log line or the audit store."""
     identifier = resource_id(resource)
-    if identifier is not None:
+    if identifier is not None and _FHIR_ID.fullmatch(identifier):
         return f"ServiceRequest/{identifier}"
-    return full_url or f"ServiceRequest/#draft-order-{position}"
+    if full_url is not None and _FULL_URL.fullmatch(full_url):
+        return full_url
+    return f"ServiceRequest/#draft-order-{position}"
 
 
 def _is_selected(reference: str, selections: Collection[str]) -> bool:

@@ -77,6 +77,8 @@ def create_app(
 
     app = Flask(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.url_map.merge_slashes = False  # `//x` is a JSON 404, not an HTML redirect
+    app.url_map.strict_slashes = False
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep the order cards are built in
     app.extensions[EXTENSION_KEY] = runtime
     register_error_handlers(app)

@@ -27,7 +27,8 @@ def _admin_only() -> None:
 
 @blueprint.get("/assessments/<assessment_id>")
 def get_assessment(assessment_id: str) -> ResponseReturnValue:
-    record = runtime().store.get_assessment(assessment_id) if len(assessment_id) <= ID else None
+    known_shape = len(assessment_id) <= ID and assessment_id.isprintable()
+    record = runtime().store.get_assessment(assessment_id) if known_shape else None
     if record is None:
         raise ApiError(
             404, "not-found", "no assessment with this id (it may have passed the retention period)"

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from flask import Request
@@ -67,6 +68,31 @@ def _nesting_depth_exceeds(raw: bytes, document: Any, limit: int) -> bool:
     return _document_nesting_depth_exceeds(document, limit)
 
 
+# `\u0000` and UTF-16 surrogate escapes; valid pairs (emoji) match too and pass the full check.
+_SURROGATE_OR_NUL_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
+
+
+def _storable_text(document: Any) -> bool:
+    """Every string (keys included) encodes as UTF-8 and holds no NUL. Walked only when the raw text
+    has such an escape, which real FHIR JSON almost never does."""
+    pending: list[Any] = [document]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, dict):
+            pending.extend(node.keys())
+            pending.extend(node.values())
+        elif isinstance(node, list):
+            pending.extend(node)
+        elif isinstance(node, str):
+            if "\x00" in node:
+                return False
+            try:
+                node.encode("utf-8")
+            except UnicodeEncodeError:
+                return False
+    return True
+
+
 def _refuse_non_finite(constant: str) -> Any:
     raise ValueError(constant)
 
@@ -103,6 +129,11 @@ def read_json_body(request: Request, *, max_depth: int) -> Any:
         raise ApiError(
             400, "invalid-json", "request body is not valid JSON: NaN, Infinity or an over-long number"
         ) from None
+    if _SURROGATE_OR_NUL_ESCAPE.search(raw) and not _storable_text(document):
+        # json.loads accepts a lone `\\ud800` and `\\u0000`; neither can be stored (UTF-8, PostgreSQL text).
+        raise ApiError(
+            400, "invalid-json", "request body is not valid JSON: a lone UTF-16 surrogate or a NUL character"
+        )
     if _nesting_depth_exceeds(raw, document, max_depth):
         raise bad_request(f"JSON nests deeper than the limit of {max_depth} levels")
     return document

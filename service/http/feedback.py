@@ -45,6 +45,10 @@ def receive_feedback(service_id: str) -> ResponseReturnValue:
     return jsonify(receipt.as_json())
 
 
+# A Coding system: an absolute URI (RFC 3986 scheme, then no spaces or controls), as openapi.yaml says.
+_ABSOLUTE_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:[!-~]+")
+
+
 def parse_feedback(body: Any) -> list[FeedbackItem]:
     """The feedback items of a request body, or a 400 naming the first thing that is wrong."""
     if not isinstance(body, dict):
@@ -63,6 +67,8 @@ def _text(item: dict[str, Any], key: str, where: str, *, max_length: int) -> str
         raise bad_request(f"{key} must be a non-empty string", f"{where}.{key}")
     if len(value) > max_length:
         raise bad_request(f"{key} is longer than {max_length} characters", f"{where}.{key}")
+    if not value.isprintable():  # control characters: PostgreSQL refuses NUL in text
+        raise bad_request(f"{key} holds control characters", f"{where}.{key}")
     return value.strip()
 
 
@@ -133,6 +139,8 @@ def _override_reason(
         if not isinstance(coding, dict):
             raise bad_request("reason must be a Coding object {system, code, display}", f"{location}.reason")
         system = _text(coding, "system", f"{location}.reason", max_length=URI)
+        if not _ABSOLUTE_URI.fullmatch(system):
+            raise bad_request("system must be an absolute URI", f"{location}.reason.system")
         code = _text(coding, "code", f"{location}.reason", max_length=CODE)
         display = (
             _text(coding, "display", f"{location}.reason", max_length=URI)

@@ -259,3 +259,44 @@ def test_json_that_python_reads_but_json_forbids_is_400(client: FlaskClient, pat
     response = client.post(path, data=body, content_type="application/json")
     assert response.status_code == 400
     assert json_of(response)["error"] == "invalid-json"
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        (SIGN, b'{"hook": "order-sign", "hookInstance": "\\ud800"}'),
+        ("/evaluate", b'{"resourceType": "Bundle", "entry": [{"resource": {"resourceType": "\\ud800"}}]}'),
+        (SIGN + "/feedback", b'{"feedback": [{"card": "x\\u0000", "outcome": "overridden"}]}'),
+    ],
+    ids=["lone-surrogate-hook", "lone-surrogate-evaluate", "nul-feedback"],
+)
+def test_strings_no_database_can_store_are_400(client: FlaskClient, path: str, body: bytes) -> None:
+    response = client.post(path, data=body, content_type="application/json")
+    assert response.status_code == 400
+    assert json_of(response)["error"] == "invalid-json"
+
+
+def test_an_emoji_written_as_a_surrogate_pair_is_fine(client: FlaskClient) -> None:
+    request = example_request()
+    request["context"]["draftOrders"]["entry"][0]["resource"]["note"] = [{"text": "\U0001f600"}]
+    body = json.dumps(request).encode()  # ensure_ascii: the emoji travels as \\ud83d\\ude00
+    assert b"\\ud83d" in body
+    assert client.post(SIGN, data=body, content_type="application/json").status_code == 200
+
+
+def test_a_feedback_reason_system_must_be_an_absolute_uri(client: FlaskClient) -> None:
+    item = {
+        "card": "00000000-0000-0000-0000-000000000000",
+        "outcome": "overridden",
+        "outcomeTimestamp": "2026-11-26T10:00:00Z",
+        "overrideReason": {"reason": {"system": "not a uri", "code": "c"}},
+    }
+    response = client.post(SIGN + "/feedback", json={"feedback": [item]})
+    assert response.status_code == 400
+    assert json_of(response)["location"] == "feedback[0].overrideReason.reason.system"
+
+
+def test_doubled_slashes_are_a_json_404_not_an_html_redirect(client: FlaskClient) -> None:
+    response = client.post("/cds-services//lbp-imaging-order-sign/feedback", json={"feedback": []})
+    assert response.status_code == 404
+    assert json_of(response)["error"] == "not-found"

@@ -119,9 +119,12 @@ def test_missing_id_reason_lists_and_bundle_without_type_are_tolerated() -> None
     request = service_request("72148", CPT, reasonCode=[])
     del request["id"]
     (order,) = imaging_orders(
-        {"resourceType": "Bundle", "entry": [{"fullUrl": "urn:uuid:1", "resource": request}]}
+        {
+            "resourceType": "Bundle",
+            "entry": [{"fullUrl": "urn:uuid:0a6e2d4c-1b3f-4e5a-8c7d-9e0f1a2b3c4d", "resource": request}],
+        }
     )
-    assert order.reference == "urn:uuid:1"
+    assert order.reference == "urn:uuid:0a6e2d4c-1b3f-4e5a-8c7d-9e0f1a2b3c4d"
     assert order.resource_id is None
     assert order.reason_red_flags == ()
     assert not order.reason_names_low_back_pain
@@ -229,3 +232,22 @@ def test_published_pama_example_is_a_lumbar_ct_for_low_back_pain() -> None:
     (order,) = imaging_orders(request["context"]["draftOrders"], request["context"].get("selections"))
     assert (order.modality, order.procedure) == ("CT", "ct-lumbar-without-and-with-contrast")
     assert order.reason_names_low_back_pain
+
+
+@pytest.mark.parametrize(
+    ("identifier", "full_url"),
+    [("x/y", None), ("a" * 65, None), ("s 1", None), (None, "urn:uuid:1"), (None, "not a url")],
+)
+def test_an_order_without_a_usable_id_or_url_is_named_by_its_position(
+    identifier: str | None, full_url: str | None
+) -> None:
+    request = service_request("72148", CPT)
+    if identifier is None:
+        request.pop("id", None)
+    else:
+        request["id"] = identifier
+    entry: dict[str, Any] = {"resource": request}
+    if full_url is not None:
+        entry["fullUrl"] = full_url
+    (order,) = imaging_orders({"resourceType": "Bundle", "entry": [entry]})
+    assert order.reference == "ServiceRequest/#draft-order-1"
