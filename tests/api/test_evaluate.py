@@ -92,3 +92,12 @@ def test_a_patient_id_that_is_not_a_fhir_id_gives_no_reference(client: FlaskClie
     bundle = {"resourceType": "Bundle", "entry": [{"resource": {"resourceType": "Patient", "id": "a b"}}]}
     answer = json_of(client.post("/evaluate?asOf=2026-11-26", json=bundle))
     assert answer["patient"]["reference"] is None
+
+
+def test_a_gender_outside_fhir_administrative_gender_is_not_reported_as_sex(client: FlaskClient) -> None:
+    bundle = {
+        "resourceType": "Bundle",
+        "entry": [{"resource": {"resourceType": "Patient", "id": "p", "gender": "F"}}],
+    }
+    answer = json_of(client.post("/evaluate?asOf=2026-11-26", json=bundle))
+    assert answer["patient"]["sex"] is None
