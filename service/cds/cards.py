@@ -102,7 +102,7 @@ def order_verdict(decision: Decision, judgement: OrderJudgement, *, assessment_i
         "modality": judgement.order.modality,
         "procedure": judgement.order.procedure,
         "appropriateness": judgement.appropriateness.value,
-        "urgent": order_is_urgent(decision, judgement),
+        "urgent": decision.urgent,
     }
     if judgement.applicable and decision.variants:
         verdict["variants"] = list(decision.variant_ids())
@@ -112,14 +112,8 @@ def order_verdict(decision: Decision, judgement: OrderJudgement, *, assessment_i
     return verdict
 
 
-def order_is_urgent(decision: Decision, judgement: OrderJudgement) -> bool:
-    """Cauda equina or a severe neurologic deficit is urgent whatever the order and its criteria."""
-    del judgement  # urgency is the patient's, not the order's: kept in the signature for callers
-    return decision.urgent
-
-
 def card_indicator(decision: Decision, judgement: OrderJudgement) -> str:
-    if order_is_urgent(decision, judgement):
+    if decision.urgent:
         return "critical"
     if judgement.appropriateness is Appropriateness.USUALLY_NOT_APPROPRIATE:
         return "warning"
@@ -151,7 +145,7 @@ def card_summary(decision: Decision, judgement: OrderJudgement) -> str:
     else:
         verdict = f"{title}: {_phrase(judgement.appropriateness)}"
         candidates = _applicable_summaries(decision, judgement, verdict, better)
-    if order_is_urgent(decision, judgement):  # whatever the criteria: urgency is the patient's
+    if decision.urgent:  # whatever the criteria: urgency is the patient's
         reason = " and ".join(decision.rules.flag_title(flag) for flag in decision.urgent_flags)
         instead = (
             f"{alternative.rating.procedure.title}, not {_lower_first(title)}"
@@ -419,7 +413,7 @@ def _suggestions(
         )
     if (
         not judgement.applicable
-        or order_is_urgent(decision, judgement)
+        or decision.urgent
         or decision.urgent_unchecked  # never advise doing nothing while it may be urgent
         or not judgement.conservative_care_first
         or judgement.appropriateness is not Appropriateness.USUALLY_NOT_APPROPRIATE
@@ -630,7 +624,7 @@ def card_detail(decision: Decision, judgement: OrderJudgement) -> str:
         return _cite(citation)
 
     blocks: list[str] = []
-    if order_is_urgent(decision, judgement):
+    if decision.urgent:
         flags = " and ".join(rules.flag_title(flag) for flag in decision.urgent_flags)
         blocks.append(
             f"**{rules.urgent.advice.text}** Reason: {flags} ({cite(rules.urgent.advice.citation)})."

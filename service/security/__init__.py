@@ -1,6 +1,6 @@
 """Trust only known CDS clients: the clients allowlist, JWT verification, CORS, admin token, PHI-free logs."""
 
-from service.security.clients import CdsClient, ClientRegistry, ClientsFileError, normalize_base_url
+from service.security.clients import CdsClient, ClientRegistry, ClientsFileError
 from service.security.jwt_verifier import (
     ALLOWED_ALGORITHMS,
     AuthenticatedClient,
@@ -33,6 +33,5 @@ __all__ = [
     "configure_logging",
     "init_request_logging",
     "init_security",
-    "normalize_base_url",
     "require_admin",
 ]

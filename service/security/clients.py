@@ -25,6 +25,7 @@ from jwt import PyJWKSet
 from jwt.exceptions import PyJWTError
 
 from service.config import ConfigError
+from service.fetch.trust import normalise_server_url
 
 # JWK members that only a private key has: a clients file must never hold a signing secret.
 _PRIVATE_JWK_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
@@ -34,16 +35,6 @@ _LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
 class ClientsFileError(ConfigError):
     """The clients file cannot be used; the message names the file, the client index and the field."""
-
-
-def normalize_base_url(url: str) -> str:
-    """Canonical form of a base URL for comparison: lower-case scheme and host, no trailing slash.
-
-    >>> normalize_base_url("HTTPS://EHR.example.org/FHIR/")
-    'https://ehr.example.org/FHIR'
-    """
-    parts = urlsplit(url.strip())
-    return f"{parts.scheme.lower()}://{parts.netloc.lower()}{parts.path.rstrip('/')}"
 
 
 def _url_problem(value: Any) -> str | None:
@@ -74,7 +65,7 @@ class CdsClient:
     iss: str
     jwks_url: str | None
     inline_keys: PyJWKSet | None
-    fhir_servers: tuple[str, ...]  # normalized with normalize_base_url
+    fhir_servers: tuple[str, ...]  # normalised with service.fetch.normalise_server_url
     tenants: frozenset[str] | None  # None: the client does not restrict `tenant`
 
 
@@ -151,7 +142,11 @@ class _ClientParser:
             problem = _url_problem(url)
             if problem:
                 raise self.error(f"fhir_servers[{position}]", problem)
-            normalized.append(normalize_base_url(url))
+            # The same canonical form the fetcher compares `fhirServer` in (service.fetch.trust).
+            server = normalise_server_url(url)
+            if server is None:
+                raise self.error(f"fhir_servers[{position}]", f"is not a usable FHIR base URL: {url!r}")
+            normalized.append(server)
         return tuple(dict.fromkeys(normalized))
 
     def _tenants(self) -> frozenset[str] | None:

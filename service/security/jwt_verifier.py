@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from jwt.exceptions import PyJWKClientConnectionError, PyJWTError
 
-from service.security.clients import CdsClient, ClientRegistry, normalize_base_url
+from service.security.clients import CdsClient, ClientRegistry
 
 ALLOWED_ALGORITHMS = ("ES384", "RS384")
 MAX_TOKEN_CHARS = 16 * 1024  # real CDS Hooks JWTs are well under 2 KB
@@ -62,9 +62,6 @@ class AuthenticatedClient:
     iss: str
     fhir_servers: tuple[str, ...]  # normalized base URLs this client may ask us to fetch from
     tenant: str | None
-
-    def allows_fhir_server(self, url: str) -> bool:
-        return normalize_base_url(url) in self.fhir_servers
 
 
 def _bearer_token(authorization_header: str | None) -> str:

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from service.security import ClientRegistry, ClientsFileError, normalize_base_url
+from service.fetch import normalise_server_url
+from service.security import ClientRegistry, ClientsFileError
 from tests.support.jwt_tokens import SigningKey, client_entry, write_clients_file
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -187,5 +188,13 @@ def test_a_missing_file_is_named(tmp_path: Path) -> None:
         ClientRegistry.load(tmp_path / "nowhere.yaml")
 
 
-def test_normalize_base_url() -> None:
-    assert normalize_base_url("HTTPS://EHR.test:8443/FHIR/R4/") == "https://ehr.test:8443/FHIR/R4"
+def test_allowlisted_servers_are_kept_in_the_form_the_fetcher_compares() -> None:
+    entry = client_entry(
+        "https://ehr.test",
+        jwks_url="https://ehr.test/jwks.json",
+        fhir_servers=["HTTPS://EHR.test:8443/FHIR/R4/", "https://EHR.test:443/fhir"],
+    )
+    client = ClientRegistry.from_document({"clients": [entry]}, source="test").get("https://ehr.test")
+    assert client is not None
+    assert client.fhir_servers == ("https://ehr.test:8443/FHIR/R4", "https://ehr.test/fhir")
+    assert all(normalise_server_url(server) == server for server in client.fhir_servers)
