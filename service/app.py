@@ -11,14 +11,16 @@ from flask import Flask
 from fhir_mappings import check_terminology
 from service.cds.services import load_catalog
 from service.config import ConfigError, Settings, load_settings
-from service.errors import register_error_handlers
 from service.fetch import PrefetchGatherer
 from service.http import admin as admin_http
 from service.http import evaluate, health, hooks
 from service.http import feedback as feedback_http
+from service.http.context import EXTENSION_KEY
+from service.http.errors import register_error_handlers
+from service.http.security import init_security
 from service.rules import load_rules
-from service.runtime import EXTENSION_KEY, Clock, IdFactory, Runtime, new_uuid, utc_now
-from service.security import ClientRegistry, JwtVerifier, configure_logging, init_security
+from service.runtime import Clock, IdFactory, Runtime, new_uuid, utc_now
+from service.security import ClientRegistry, JwtVerifier, configure_logging
 from service.store import Store
 
 logger = logging.getLogger("lbp.app")

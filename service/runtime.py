@@ -1,4 +1,7 @@
-"""What the app builds once at start-up and every request uses: settings, knowledge, store, clients."""
+"""What the app builds once at start-up and every use case uses: settings, knowledge, store, clients.
+
+Flask-free: the HTTP layer finds the Runtime of the current app with `service.http.context.runtime()`.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +10,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
-
-from flask import current_app
 
 from service.config import Settings
 
@@ -21,7 +22,6 @@ if TYPE_CHECKING:
 
 Clock = Callable[[], datetime]
 IdFactory = Callable[[], str]
-EXTENSION_KEY = "lbp-imaging-cds"
 
 
 def utc_now() -> datetime:
@@ -46,9 +46,3 @@ class Runtime:
     def close(self) -> None:
         self.gatherer.close()
         self.store.close()
-
-
-def runtime() -> Runtime:
-    """The Runtime of the app handling the current request."""
-    value: Runtime = current_app.extensions[EXTENSION_KEY]
-    return value

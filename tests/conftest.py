@@ -14,7 +14,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from service import create_app
-from service.runtime import EXTENSION_KEY, Runtime
+from service.http.context import EXTENSION_KEY
+from service.runtime import Runtime
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO_ROOT / "examples"

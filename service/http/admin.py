@@ -12,8 +12,8 @@ from flask import Blueprint, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from service.errors import ApiError, bad_request
-from service.runtime import runtime
-from service.security import check_admin_token
+from service.http.context import runtime
+from service.http.security import check_admin_token
 from service.store import ReportParameterError, report_window
 from service.store.schema import ID
 

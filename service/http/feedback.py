@@ -13,13 +13,13 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, g, jsonify, request
+from flask import Blueprint, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from service.errors import ApiError, bad_request
 from service.http.body import read_json_body
-from service.runtime import runtime
-from service.security import annotate
+from service.http.context import cds_client, runtime
+from service.http.request_log import annotate
 from service.store import FeedbackItem, FeedbackOutcome, OverrideReason
 from service.store.schema import CODE, URI
 
@@ -39,7 +39,7 @@ def receive_feedback(service_id: str) -> ResponseReturnValue:
     if service_id not in context.catalog.services:
         raise ApiError(404, "not-found", "no CDS service with this id")
     items = parse_feedback(read_json_body(request, max_depth=context.settings.max_json_depth))
-    client = getattr(g, "cds_client", None)
+    client = cds_client()
     receipt = context.store.save_feedback(service_id, items, client_iss=client.iss if client else None)
     annotate(feedback_items=receipt.received, feedback_linked=receipt.linked)
     return jsonify(receipt.as_json())

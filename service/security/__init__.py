@@ -1,4 +1,7 @@
-"""Trust only known CDS clients: the clients allowlist, JWT verification, CORS, admin token, PHI-free logs."""
+"""Trust only known CDS clients: the clients allowlist, JWT verification and PHI-free log formatting.
+
+The Flask edge of it (the JWT guard, CORS, the admin token, the request log line) is `service.http`.
+"""
 
 from service.security.clients import CdsClient, ClientRegistry, ClientsFileError
 from service.security.jwt_verifier import (
@@ -8,14 +11,7 @@ from service.security.jwt_verifier import (
     JwtVerifier,
     ReplayGuard,
 )
-from service.security.request_log import (
-    REQUEST_LOGGER,
-    JsonLinesFormatter,
-    annotate,
-    configure_logging,
-    init_request_logging,
-)
-from service.security.web import check_admin_token, init_security, require_admin
+from service.security.log_format import REQUEST_LOGGER, JsonLinesFormatter, configure_logging
 
 __all__ = [
     "ALLOWED_ALGORITHMS",
@@ -28,10 +24,5 @@ __all__ = [
     "JsonLinesFormatter",
     "JwtVerifier",
     "ReplayGuard",
-    "annotate",
-    "check_admin_token",
     "configure_logging",
-    "init_request_logging",
-    "init_security",
-    "require_admin",
 ]

@@ -12,7 +12,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from service.runtime import EXTENSION_KEY
+from service.http.context import EXTENSION_KEY
 from tests.api.test_hooks import SELECT, SIGN, example_request
 from tests.support.http import json_of
 

@@ -11,7 +11,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from service.runtime import EXTENSION_KEY
+from service.http.context import EXTENSION_KEY
 from tests.conftest import EXAMPLES
 from tests.support.http import json_of
 

@@ -12,14 +12,9 @@ import pytest
 from flask import Flask
 
 from service.config import ConfigError
-from service.errors import register_error_handlers
-from service.security import (
-    REQUEST_LOGGER,
-    JsonLinesFormatter,
-    annotate,
-    configure_logging,
-    init_request_logging,
-)
+from service.http.errors import register_error_handlers
+from service.http.request_log import annotate, init_request_logging
+from service.security import REQUEST_LOGGER, JsonLinesFormatter, configure_logging
 from tests.security.harness import SERVICE_PATH, security_test_app, settings_for_tests
 
 QUIETED = ("werkzeug", "flask_cors", "urllib3", "requests", "sqlalchemy")

@@ -17,7 +17,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from service.runtime import EXTENSION_KEY
+from service.http.context import EXTENSION_KEY
 from service.store import Store
 from tests.store.builders import START, ManualClock, assessment, database_connection, order
 from tests.support.jwt_tokens import TokenMinter, client_entry, new_es384_key, write_clients_file

@@ -15,7 +15,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import String, inspect, select, text
 
-from service.runtime import EXTENSION_KEY
+from service.http.context import EXTENSION_KEY
 from service.store import ReportParameterError, Store
 from service.store.schema import assessments, metadata, schema_migrations
 from tests.store.builders import (

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import functools
 import hmac
 import logging
 import re
-from collections.abc import Callable
-from typing import ParamSpec, TypeVar
 
 from flask import Flask, Response, g, request
 from flask_cors import CORS
 
 from service.config import ConfigError, Settings
-from service.errors import ApiError, error_response
+from service.errors import ApiError
+from service.http.errors import error_response
+from service.http.request_log import annotate, init_request_logging
 from service.security.jwt_verifier import AuthenticationError, JwtVerifier
-from service.security.request_log import annotate, init_request_logging
 
 logger = logging.getLogger("lbp.security")
 
@@ -26,9 +24,6 @@ GUARDED_PATHS = re.compile(r"^/(?:cds-services|evaluate)(?:/.*)?$")
 CORS_ALLOWED_HEADERS = ("Authorization", "Content-Type")
 CORS_METHODS = ("GET", "POST", "OPTIONS")
 CORS_MAX_AGE_SECONDS = 600
-
-P = ParamSpec("P")
-R = TypeVar("R")
 
 
 def _unauthorized() -> Response:
@@ -93,17 +88,3 @@ def check_admin_token(admin_token: str | None, authorization_header: str | None)
     if not hmac.compare_digest(presented.encode(), admin_token.encode()):
         annotate(auth_failure="admin token missing or wrong")
         raise ApiError(401, "unauthorized", "unauthorized")
-
-
-def require_admin(settings: Settings) -> Callable[[Callable[P, R]], Callable[P, R]]:
-    """Decorator for admin views: `Authorization: Bearer $CDS_ADMIN_TOKEN`, else 401; 404 when unset."""
-
-    def decorate(view: Callable[P, R]) -> Callable[P, R]:
-        @functools.wraps(view)
-        def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
-            check_admin_token(settings.admin_token, request.headers.get("Authorization"))
-            return view(*args, **kwargs)
-
-        return guarded
-
-    return decorate

@@ -1,0 +1,145 @@
+"""A CDS Hooks order-select / order-sign call, from the checked request to the answer and its audit record.
+
+The route: find the lumbar imaging orders (`fhir_mappings.imaging_orders`) -> gather the prefetch, fetching
+what is missing (`service.fetch`) -> 412 without the patient -> build the record (`fhir_mappings`) ->
+`decide` -> cards (`service.cds.cards`) -> the audit record, written before the answer leaves.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from fhir_mappings import build_record, imaging_orders
+from fhir_mappings.model import ImagingOrder, InputKind
+from service.cds.cards import build_hook_response
+from service.cds.request import HookRequest, check_unique_orders
+from service.cds.services import CdsService, ServiceCatalog
+from service.errors import ApiError
+from service.fetch import GatherResult
+from service.runtime import Runtime
+from service.usecases.decide import decide
+from service.usecases.ports import Caller, RequestLog, no_request_log
+from service.usecases.recording import decision_log_fields, save_decision
+from service.wording.fetch_reasons import missing_reason, why_inputs_missing
+
+
+@dataclass(frozen=True, slots=True)
+class HookAnswer:
+    body: dict[str, Any]  # the CDS Hooks response: {"cards": [...], "systemActions": [...]}
+    assessment_id: str | None  # None when there was nothing to judge
+
+
+def assess_hook(
+    runtime: Runtime,
+    service: CdsService,
+    hook_request: HookRequest,
+    *,
+    caller: Caller,
+    started: float | None = None,
+    log: RequestLog = no_request_log,
+) -> HookAnswer:
+    """Judge the hook's lumbar imaging orders. Raises ApiError (400 duplicate order ids, 412 no patient)."""
+    started = time.perf_counter() if started is None else started
+    log(hookInstance=hook_request.hook_instance, service=service.id)
+    orders = imaging_orders(hook_request.draft_orders, hook_request.selections)
+    check_unique_orders(hook_request.draft_orders, {order.reference for order in orders})
+    if not orders:
+        log(outcome="no-lumbar-imaging")
+        return HookAnswer(body={"cards": []}, assessment_id=None)
+
+    catalog = runtime.catalog
+    gathered = runtime.gatherer.gather(
+        templates=service.prefetch,
+        prefetch=hook_request.prefetch,
+        context=hook_request.context,
+        fhir_server=hook_request.fhir_server,
+        fhir_authorization=hook_request.fhir_authorization,
+        allowed_servers=caller.fhir_servers,
+        hook_instance=hook_request.hook_instance,
+    )
+    log(fetch_ms=round(gathered.elapsed_ms, 1), fetched=list(gathered.fetched))
+    _require_inputs(catalog.required_prefetch, gathered.missing)
+    return _judge(runtime, service, hook_request, orders, gathered, caller=caller, started=started, log=log)
+
+
+def _judge(
+    runtime: Runtime,
+    service: CdsService,
+    hook_request: HookRequest,
+    orders: Sequence[ImagingOrder],
+    gathered: GatherResult,
+    *,
+    caller: Caller,
+    started: float,
+    log: RequestLog,
+) -> HookAnswer:
+    catalog = runtime.catalog
+    parts = _record_parts(gathered.values, catalog.prefetch_inputs)
+    record, quality_notes = build_record(parts)
+    record.incomplete.update(_partial_inputs(gathered, catalog, parts))
+    findings, decision = decide(
+        runtime.rules,
+        record,
+        orders,
+        runtime.clock().date(),
+        quality_notes=quality_notes,
+        why_missing=why_inputs_missing(
+            gathered.missing, gathered.truncated, catalog.prefetch_labels, catalog.prefetch_inputs
+        ),
+    )
+    assessment_id = runtime.new_id()
+    response = build_hook_response(
+        decision,
+        assessment_id=assessment_id,
+        new_id=runtime.new_id,
+        quiet_when_appropriate=runtime.settings.quiet_when_appropriate,
+    )
+    save_decision(
+        runtime,
+        decision,
+        assessment_id=assessment_id,
+        service_id=service.id,
+        hook_instance=hook_request.hook_instance,
+        client_iss=caller.iss,
+        patient_reference=findings.patient_reference or f"Patient/{hook_request.patient_id}",
+        orderer_reference=hook_request.user_id,
+        card_ids=response.card_ids,
+        started=started,
+    )
+    log(**decision_log_fields(decision, assessment_id))
+    return HookAnswer(body=response.body, assessment_id=assessment_id)
+
+
+def _record_parts(values: Mapping[str, Any], kinds: Mapping[str, InputKind]) -> dict[InputKind, list[Any]]:
+    parts: dict[InputKind, list[Any]] = {}
+    for key, value in values.items():
+        if key in kinds:
+            parts.setdefault(kinds[key], []).append(value)
+    return parts
+
+
+def _partial_inputs(
+    gathered: GatherResult, catalog: ServiceCatalog, parts: Mapping[InputKind, list[Any]]
+) -> set[InputKind]:
+    """A kind fed by several queries (MedicationRequest + MedicationStatement) of which one failed is only
+    partly known: what is there is evidence, the absence of a finding in it proves nothing. A truncated
+    result is also partial."""
+    keys = (*gathered.missing, *gathered.truncated)
+    return {catalog.prefetch_inputs[key] for key in keys if catalog.prefetch_inputs[key] in parts}
+
+
+def _require_inputs(required: Sequence[str], missing: Mapping[str, str]) -> None:
+    """The spec's rule: without the data it needs, a service answers 412."""
+    lacking = [key for key in required if key in missing]
+    if lacking:
+        reasons = "; ".join(f"{key}: {missing_reason(missing[key])}" for key in lacking)
+        raise ApiError(
+            412,
+            "precondition-failed",
+            f"cannot assess without the patient's {' and '.join(lacking)} ({reasons}); "
+            "prefetch them or grant fhirServer and fhirAuthorization",
+            "prefetch",
+        )
