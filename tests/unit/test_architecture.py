@@ -4,6 +4,7 @@ mappings that import nothing from the service, and no import cycles."""
 from __future__ import annotations
 
 import ast
+import itertools
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
@@ -105,8 +106,8 @@ def test_there_are_no_import_cycles() -> None:
             if target.startswith(node + "."):
                 continue
             if state.get(target) == 1:
-                cycle = stack[stack.index(target) :] + [target]
-                if not any(later.startswith(earlier + ".") for earlier, later in zip(cycle, cycle[1:])):
+                cycle = [*stack[stack.index(target) :], target]
+                if not any(later.startswith(earlier + ".") for earlier, later in itertools.pairwise(cycle)):
                     cycles.append(cycle)
             elif target not in state:
                 visit(target)
