@@ -12,7 +12,7 @@ DATABASE_URL ?= sqlite:///$(CURDIR)/var/lbp-imaging-cds.db
 CDS_PUBLIC_BASE_URL ?= http://localhost:$(PORT)
 export PORT CDS_AUTH DATABASE_URL CDS_PUBLIC_BASE_URL
 
-.PHONY: run test lint typecheck pytest install lock clean
+.PHONY: run test lint typecheck pytest install lock clean bench
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ pytest: $(STAMP)
 
 # The whole suite: lint, types, then every test (unit, API, contract, scenarios, PostgreSQL, gunicorn).
 test: lint typecheck pytest
+
+# Benchmarks (not part of `make test`: timings belong to a quiet machine, not to a test's verdict).
+bench: $(STAMP)
+	$(BIN)/python -m bench.order_sign
 
 # Re-pin every dependency from requirements*.in in a throwaway virtualenv.
 lock:
