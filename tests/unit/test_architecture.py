@@ -125,3 +125,21 @@ def test_the_checks_see_the_code_they_police() -> None:
     modules = _modules()
     assert "flask" in set(_runtime_imports(modules["service.http.hooks"]))
     assert "service.usecases.decide" in set(_runtime_imports(modules["service.usecases.hook"]))
+
+
+# The two steps every verdict is made of. Only `decide` may take them, so a hook, `/evaluate`, the Bulk
+# audit and the questionnaire's re-judgement cannot drift into a route (or a rule) of their own.
+JUDGING_STEPS = ("service.rules.assess", "service.rules.engine.assess", "fhir_mappings.findings")
+ONE_ROUTE = "service.usecases.decide"
+
+
+def test_only_decide_maps_a_record_and_applies_the_rules() -> None:
+    offenders = sorted(
+        f"{module} imports {imported}"
+        for module, path in _modules().items()
+        if module != ONE_ROUTE and not _is_within(module, ("fhir_mappings", "service.rules"))
+        for imported in _runtime_imports(path)
+        if imported in JUDGING_STEPS
+    )
+    assert offenders == []
+    assert set(JUDGING_STEPS) & set(_runtime_imports(_modules()[ONE_ROUTE]))
