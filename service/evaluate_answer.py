@@ -21,9 +21,11 @@ from __future__ import annotations
 from typing import Any
 
 from fhir_mappings.model import DataGap, Evidence, RedFlag
-from service.cds.cards import card_indicator, card_summary, order_verdict, withheld_rating_reason
+from service.cds.cards import card_indicator, order_verdict
 from service.rules import Alternative, Decision, OrderJudgement, Rating
 from service.rules.model import Cell
+from service.wording.detail import withheld_rating_reason
+from service.wording.summary import card_summary
 
 
 def _evidence(evidence: Evidence) -> dict[str, str]:

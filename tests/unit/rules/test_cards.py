@@ -11,16 +11,13 @@ from typing import Any
 import pytest
 
 from fhir_mappings.model import PROCEDURE_IDS, RED_FLAG_IDS, DataGap, Evidence, Findings
-from service.cds.cards import (
-    EXTENSION_KEY,
-    OVERRIDE_REASON_SYSTEM,
+from service.cds.actions import (
     PAMA_CONSULT_ID_EXTENSION,
     PAMA_RATING_EXTENSION,
     PAMA_RATING_SYSTEM,
-    HookResponse,
     SuggestionKind,
-    build_hook_response,
 )
+from service.cds.cards import EXTENSION_KEY, OVERRIDE_REASON_SYSTEM, HookResponse, build_hook_response
 from service.evaluate_answer import evaluate_answer
 from service.rules import Appropriateness, Decision, Rules, assess, load_rules
 from tests.support.cds_rules import card_rule_violations
