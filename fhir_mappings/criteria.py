@@ -1,21 +1,22 @@
 """The red-flag criteria: which value sets, statuses, windows and thresholds make each red flag present.
 
-This is clinical knowledge kept as a declarative table, apart from the code that applies it. Sources:
-lbp-imaging-cds issue 3 (red-flag table), which draws on ACP/APS 2007 and ACP 2011 (Chou R et al., Ann
-Intern Med 2007;147:478-491 and 2011;154:181-189), the ACR Appropriateness Criteria "Low Back Pain" 2021
-variants, and the CMS166v7 exclusion windows (eCQM update May 2017); see each entry's `source`.
+Clinical knowledge kept as data (`knowledge/red-flag-criteria.yaml`, each entry citing `sources.yaml`),
+read and validated here once at import, apart from the code that applies it. A threshold or a window
+changes in the data file, not in Python.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from functools import cache
 from types import MappingProxyType
+from typing import Any, NoReturn, cast
 
 from fhir_mappings.model import RED_FLAG_IDS, InputKind
+from fhir_mappings.registry import CRITERIA_FILE, KnowledgeError, criteria_document, entries, source_ids, text
 from fhir_mappings.terminology import ValueSetError, load_value_sets
 
 
@@ -44,150 +45,143 @@ class ConditionCriterion:
 @dataclass(frozen=True, slots=True)
 class RedFlagDefinition:
     id: str
-    title: str  # in a clinician's words, for data-gap text
+    description: str  # in a clinician's words, with examples, for data-gap text
     inputs: tuple[InputKind, ...]  # the inputs that could show it
     conditions: tuple[ConditionCriterion, ...]
-    source: str
+    sources: tuple[str, ...]  # ids in knowledge/sources.yaml
+    note: str | None = None
 
 
-# Thresholds outside the Condition table (issue 3; see `source` of the flag that uses each).
-FEVER_MIN_CELSIUS = Decimal("38.0")  # 100.4 degF; common practice (AHCPR 1994 used > 100 degF)
-FEVER_WINDOW_DAYS = 7
-WEIGHT_LOSS_MIN_FRACTION = Decimal("0.05")
-WEIGHT_LOSS_WINDOW_DAYS = 180
-STEROID_MIN_DAYS = 90  # CMS166v7: corticosteroids >= 90 days in the 12 months before
-STEROID_LOOKBACK_DAYS = 365
-OLDER_AGE_YEARS = 50  # ACP 2007 Table 1: age > 50 (cancer risk)
-ELDERLY_AGE_YEARS = 70  # AHCPR / J Gen Intern Med 2016 Table 1: age > 70 (fracture risk)
+_WHERE = CRITERIA_FILE.name
 
-# Physiologically plausible ranges: readings outside are data errors (e.g. 384 for 38.4), not findings.
-PLAUSIBLE_CELSIUS = (Decimal(25), Decimal(45))
-PLAUSIBLE_KILOGRAMS = (Decimal("0.3"), Decimal(650))
 
-_ISSUE = "lbp-imaging-cds issue 3 red-flag table"
-_C, _O, _M, _P, _PT = (
-    InputKind.CONDITIONS,
-    InputKind.OBSERVATIONS,
-    InputKind.MEDICATIONS,
-    InputKind.PROCEDURES,
-    InputKind.PATIENT,
-)
+def _thresholds(document: Mapping[str, Any]) -> Mapping[str, Decimal]:
+    result = {}
+    for name, entry in entries(document, "thresholds", where=_WHERE).items():
+        where = f"{_WHERE} thresholds.{name}"
+        source_ids(entry, where=where)
+        try:
+            value = Decimal(cast(str, text(entry, "value", where=where)))
+        except InvalidOperation as error:
+            raise KnowledgeError(f"{where}: value must be a decimal number as text") from error
+        if not value.is_finite() or value < 0:
+            raise KnowledgeError(f"{where}: value must be a finite number, not negative")
+        result[name] = value
+    return MappingProxyType(result)
 
-RED_FLAGS: Mapping[str, RedFlagDefinition] = {
-    flag.id: flag
-    for flag in (
-        RedFlagDefinition(
-            "cauda-equina",
-            "cauda equina syndrome (new urinary retention or incontinence, fecal incontinence)",
-            (_C,),
-            (
-                ConditionCriterion("cauda-equina-syndrome", Timing.ACTIVE),
-                ConditionCriterion("bladder-bowel-dysfunction", Timing.WITHIN, 30),
+
+def _threshold(name: str) -> Decimal:
+    try:
+        return THRESHOLDS[name]
+    except KeyError:
+        raise KnowledgeError(f"{_WHERE}: threshold {name!r} is missing") from None
+
+
+def _whole_days(name: str) -> int:
+    value = _threshold(name)
+    if value != value.to_integral_value() or value <= 0:
+        raise KnowledgeError(f"{_WHERE} thresholds.{name}: must be a whole number of days above 0")
+    return int(value)
+
+
+def _window(raw: Any, where: str) -> int:
+    """`window_days`: a number of days, or the name of a threshold (one window shared by two readings)."""
+    if raw is None:
+        return 0
+    if isinstance(raw, str):
+        if raw not in THRESHOLDS:
+            _fail(where, f"no threshold named {raw!r}")
+        return _whole_days(raw)
+    if isinstance(raw, bool) or not isinstance(raw, int) or raw <= 0:
+        _fail(where, "window_days must be a whole number of days above 0 or a threshold's name")
+    return raw
+
+
+def _fail(where: str, problem: str) -> NoReturn:
+    raise KnowledgeError(f"{where}: {problem}")
+
+
+def _criterion(raw: Any, where: str) -> ConditionCriterion:
+    if not isinstance(raw, dict) or set(raw) - {"value_set", "timing", "window_days"}:
+        _fail(where, "a condition criterion has value_set, timing and, for windowed timings, window_days")
+    try:
+        timing = Timing(str(raw.get("timing")))
+        return ConditionCriterion(
+            cast(str, text(raw, "value_set", where=where)), timing, _window(raw.get("window_days"), where)
+        )
+    except ValueError as error:
+        raise KnowledgeError(f"{where}: {error}") from error
+
+
+def _red_flags(document: Mapping[str, Any]) -> Mapping[str, RedFlagDefinition]:
+    result = {}
+    for flag_id, entry in entries(document, "red_flags", where=_WHERE).items():
+        where = f"{_WHERE} red_flags.{flag_id}"
+        raw_inputs = entry.get("inputs")
+        if not isinstance(raw_inputs, list) or not raw_inputs:
+            _fail(where, "'inputs' must be a non-empty list of record parts")
+        try:
+            inputs = tuple(InputKind(kind) for kind in raw_inputs)
+        except ValueError:
+            _fail(
+                where,
+                f"'inputs' must name parts of the record: {', '.join(kind.value for kind in InputKind)}",
+            )
+        raw_conditions = entry.get("conditions")
+        if not isinstance(raw_conditions, list):
+            _fail(where, "'conditions' must be a list (empty when no Condition shows the flag)")
+        result[flag_id] = RedFlagDefinition(
+            id=flag_id,
+            description=cast(str, text(entry, "description", where=where)),
+            inputs=inputs,
+            conditions=tuple(
+                _criterion(raw, f"{where}.conditions[{i}]") for i, raw in enumerate(raw_conditions)
             ),
-            f"{_ISSUE}; ACP 2011 (cauda equina signs: new urinary retention, fecal incontinence)",
-        ),
-        RedFlagDefinition(
-            "severe-neurologic-deficit",
-            "severe neurologic deficit (foot drop, paraparesis, lower-limb monoplegia)",
-            (_C,),
-            (ConditionCriterion("severe-neurologic-deficit", Timing.ACTIVE_WITHIN, 30),),
-            f"{_ISSUE}; ACP 2011 (severe or progressive neurologic deficit)",
-        ),
-        RedFlagDefinition(
-            "cancer-history",
-            "history of cancer",
-            (_C,),
-            (ConditionCriterion("malignancy", Timing.EVER),),
-            f"{_ISSUE}; ACP 2007 Table 1; CMS166v7 (cancer at any time)",
-        ),
-        RedFlagDefinition(
-            "unexplained-weight-loss",
-            "unexplained weight loss",
-            (_C, _O),
-            (ConditionCriterion("weight-loss", Timing.ACTIVE_WITHIN, WEIGHT_LOSS_WINDOW_DAYS),),
-            f"{_ISSUE}; ACP 2007 Table 1 (unexplained weight loss)",
-        ),
-        RedFlagDefinition(
-            "age-over-50",
-            "age over 50",
-            (_PT,),
-            (),
-            "ACP 2007 Table 1 (age > 50, cancer risk)",
-        ),
-        RedFlagDefinition(
-            "fever",
-            "fever",
-            (_C, _O),
-            (ConditionCriterion("fever", Timing.ACTIVE_WITHIN, FEVER_WINDOW_DAYS),),
-            f"{_ISSUE}; ACP 2011 (spinal infection risk: fever)",
-        ),
-        RedFlagDefinition(
-            "iv-drug-use",
-            "intravenous drug use",
-            (_C,),
-            (ConditionCriterion("iv-drug-use", Timing.ACTIVE_OR_WITHIN, 365),),
-            f"{_ISSUE}; CMS166v7 (IV drug abuse within 12 months); ACP 2011",
-        ),
-        RedFlagDefinition(
-            "immunosuppression",
-            "immunosuppression (HIV, transplant, immunodeficiency, immunosuppressant therapy)",
-            (_C,),
-            (ConditionCriterion("immunosuppression", Timing.ACTIVE),),
-            f"{_ISSUE}; ACR 2021 variant 7; CMS166v7 (HIV, organ transplant)",
-        ),
-        RedFlagDefinition(
-            "spinal-infection",
-            "spinal infection",
-            (_C,),
-            (ConditionCriterion("spinal-infection", Timing.ACTIVE),),
-            f"{_ISSUE}; CMS166v7 (spinal infection)",
-        ),
-        RedFlagDefinition(
-            "prolonged-corticosteroids",
-            "prolonged systemic corticosteroid use",
-            (_C, _M),
-            (ConditionCriterion("long-term-steroid-use", Timing.ACTIVE),),
-            f"{_ISSUE}; CMS166v7 (corticosteroids >= 90 days in 12 months); ACR 2021 variant 6",
-        ),
-        RedFlagDefinition(
-            "osteoporosis",
-            "osteoporosis",
-            (_C, _M),
-            (ConditionCriterion("osteoporosis", Timing.EVER),),
-            f"{_ISSUE}; ACR 2021 variant 6; ACP 2011 (compression fracture risk)",
-        ),
-        RedFlagDefinition(
-            "recent-trauma",
-            "recent trauma (spine injury, fall or transport accident)",
-            (_C,),
-            (ConditionCriterion("spine-injury-or-fall", Timing.WITHIN, 90),),
-            f"{_ISSUE}; CMS166v7 (trauma within 90 days); ACR 2021 variant 6",
-        ),
-        RedFlagDefinition(
-            "age-over-70",
-            "age over 70",
-            (_PT,),
-            (),
-            "AHCPR 1994 / J Gen Intern Med 2016 Table 1 (age > 70, fracture risk); ACR 2021 variant 6",
-        ),
-        RedFlagDefinition(
-            "prior-lumbar-surgery",
-            "prior lumbar surgery",
-            (_C, _P),
-            (ConditionCriterion("prior-lumbar-surgery", Timing.EVER),),
-            f"{_ISSUE}; ACR 2021 variant 5",
-        ),
+            sources=source_ids(entry, where=where),
+            note=text(entry, "note", where=where, required=False),
+        )
+    return MappingProxyType(result)
+
+
+def _value_set_roles(document: Mapping[str, Any]) -> Mapping[str, str]:
+    section = document.get("value_sets")
+    if not isinstance(section, dict) or not all(isinstance(v, str) for v in section.values()):
+        _fail(_WHERE, "'value_sets' must map each role to a value set id")
+    return MappingProxyType(dict(section))
+
+
+_DOCUMENT = criteria_document()
+THRESHOLDS: Mapping[str, Decimal] = _thresholds(_DOCUMENT)
+RED_FLAGS: Mapping[str, RedFlagDefinition] = _red_flags(_DOCUMENT)
+VALUE_SET_ROLES: Mapping[str, str] = _value_set_roles(_DOCUMENT)
+
+FEVER_MIN_CELSIUS = _threshold("fever_min_celsius")
+FEVER_WINDOW_DAYS = _whole_days("fever_window_days")
+WEIGHT_LOSS_MIN_FRACTION = _threshold("weight_loss_min_fraction")
+WEIGHT_LOSS_WINDOW_DAYS = _whole_days("weight_loss_window_days")
+STEROID_MIN_DAYS = _whole_days("steroid_min_days")
+STEROID_LOOKBACK_DAYS = _whole_days("steroid_lookback_days")
+OLDER_AGE_YEARS = int(_threshold("older_age_years"))
+ELDERLY_AGE_YEARS = int(_threshold("elderly_age_years"))
+# Physiologically plausible ranges: readings outside are data errors (e.g. 384 for 38.4), not findings.
+PLAUSIBLE_CELSIUS = (_threshold("plausible_celsius_min"), _threshold("plausible_celsius_max"))
+PLAUSIBLE_KILOGRAMS = (_threshold("plausible_kilograms_min"), _threshold("plausible_kilograms_max"))
+
+
+def _role(name: str) -> str:
+    return (
+        VALUE_SET_ROLES[name] if name in VALUE_SET_ROLES else _fail(_WHERE, f"value_sets.{name} is missing")
     )
-}
+
 
 # Value sets read outside the Condition table.
-LOW_BACK_PAIN = "low-back-pain"
-BODY_TEMPERATURE = "body-temperature"
-BODY_WEIGHT = "body-weight"
-SYSTEMIC_CORTICOSTEROIDS = "systemic-corticosteroids"
-OSTEOPOROSIS_DRUGS = "osteoporosis-drugs"
-LUMBAR_SURGERY = "prior-lumbar-surgery"
-PHYSICAL_THERAPY = "physical-therapy"
+LOW_BACK_PAIN = _role("low_back_pain")
+BODY_TEMPERATURE = _role("body_temperature")
+BODY_WEIGHT = _role("body_weight")
+SYSTEMIC_CORTICOSTEROIDS = _role("systemic_corticosteroids")
+OSTEOPOROSIS_DRUGS = _role("osteoporosis_drugs")
+LUMBAR_SURGERY = _role("lumbar_surgery")
+PHYSICAL_THERAPY = _role("physical_therapy")
 
 
 def check_criteria() -> None:
@@ -196,8 +190,7 @@ def check_criteria() -> None:
         raise ValueSetError(f"red-flag table ids {tuple(RED_FLAGS)} differ from RED_FLAG_IDS")
     available = load_value_sets()
     used = {criterion.value_set for flag in RED_FLAGS.values() for criterion in flag.conditions}
-    used |= {LOW_BACK_PAIN, BODY_TEMPERATURE, BODY_WEIGHT, SYSTEMIC_CORTICOSTEROIDS, OSTEOPOROSIS_DRUGS}
-    used |= {LUMBAR_SURGERY, PHYSICAL_THERAPY}
+    used |= set(VALUE_SET_ROLES.values())
     missing = sorted(used - set(available))
     if missing:
         raise ValueSetError(f"value sets named by the red-flag criteria are missing: {', '.join(missing)}")

@@ -103,7 +103,7 @@ _OTHER_FINDINGS = {
 
 def _titles(affected: Sequence[str]) -> str:
     """What a gap leaves unchecked, in the order of the red-flag table, in words."""
-    named = [RED_FLAGS[flag].title for flag in RED_FLAG_IDS if flag in affected]
+    named = [RED_FLAGS[flag].description for flag in RED_FLAG_IDS if flag in affected]
     named += [words for finding, words in _OTHER_FINDINGS.items() if finding in affected]
     return ", ".join(named)
 

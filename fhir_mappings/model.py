@@ -11,38 +11,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any
 
-Modality = Literal["XR", "MRI", "CT"]
-
-# `ImagingOrder.procedure` ids: the procedures of the ACR "Low Back Pain" (2021) tables, lumbar spine.
-PROCEDURE_IDS: tuple[str, ...] = (
-    "xr-lumbar",
-    "mri-lumbar-without-contrast",
-    "mri-lumbar-with-contrast",
-    "mri-lumbar-without-and-with-contrast",
-    "ct-lumbar-without-contrast",
-    "ct-lumbar-with-contrast",
-    "ct-lumbar-without-and-with-contrast",
-    "ct-myelography-lumbar",
-)
-
-RED_FLAG_IDS: tuple[str, ...] = (
-    "cauda-equina",
-    "severe-neurologic-deficit",
-    "cancer-history",
-    "unexplained-weight-loss",
-    "age-over-50",
-    "fever",
-    "iv-drug-use",
-    "immunosuppression",
-    "spinal-infection",
-    "prolonged-corticosteroids",
-    "osteoporosis",
-    "recent-trauma",
-    "age-over-70",
-    "prior-lumbar-surgery",
-)
+# The registry (ids read from fhir_mappings/knowledge/red-flag-criteria.yaml), re-exported: the contract
+# between mappings and rules names red flags and procedures by these ids.
+from fhir_mappings.registry import MODALITIES as MODALITIES
+from fhir_mappings.registry import PROCEDURE_IDS as PROCEDURE_IDS
+from fhir_mappings.registry import RED_FLAG_IDS as RED_FLAG_IDS
+from fhir_mappings.registry import Modality as Modality
 
 
 class FlagStatus(StrEnum):

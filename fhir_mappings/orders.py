@@ -25,13 +25,10 @@ from fhir_mappings.fhirjson import (
     resource_id,
     resource_type,
 )
-from fhir_mappings.model import PROCEDURE_IDS, ImagingOrder, Modality, OrderCoding
+from fhir_mappings.model import PROCEDURE_IDS, ImagingOrder, OrderCoding
+from fhir_mappings.registry import PROCEDURE_MODALITY
 from fhir_mappings.terminology import CPT, LOINC, SNOMED, code_index
 
-PROCEDURE_MODALITY: Mapping[str, Modality] = {
-    procedure: "XR" if procedure.startswith("xr-") else "MRI" if procedure.startswith("mri-") else "CT"
-    for procedure in PROCEDURE_IDS
-}
 # CPT names the contrast phase most reliably; LOINC and SNOMED CT are used when no CPT coding is known.
 _SYSTEM_PRIORITY = (CPT, LOINC, SNOMED)
 _IGNORED_VERIFICATION = frozenset({"refuted", "entered-in-error"})

@@ -1,6 +1,7 @@
 """Value sets as data: loading, validation at start-up, and fast code matching.
 
-Each `valuesets/<id>.json` has `id`, `title`, `source` (OID and release, or guideline), optional `note`,
+Each `valuesets/<id>.json` has `id`, `title`, `source` (OID and release, or guideline, in words), `sources`
+(ids in `knowledge/sources.yaml`), optional `note`,
 `codes` by system URI, optional `exclude` (ICD-10-CM prefixes carved out of an included category) and
 optional `text_terms` / `exclude_text_terms` (lower-case words matched in a coding display or text, for
 drug ingredients that have no code list with a citable source).
@@ -19,6 +20,8 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
+
+from fhir_mappings.registry import KnowledgeError, source_ids
 
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
 SNOMED = "http://snomed.info/sct"
@@ -53,7 +56,8 @@ def normalize_icd10(code: str) -> str:
 class ValueSet:
     id: str
     title: str
-    source: str
+    source: str  # in words: which release, which OID, what was chosen
+    sources: tuple[str, ...]  # ids in fhir_mappings/knowledge/sources.yaml
     codes: Mapping[str, frozenset[str]]  # system -> codes (ICD-10-CM normalized, without ranges)
     icd10_ranges: tuple[tuple[str, str], ...] = ()  # inclusive 3-character category ranges
     icd10_exclusions: tuple[str, ...] = ()  # normalized prefixes
@@ -111,6 +115,10 @@ def parse_value_set(name: str, raw: Any) -> ValueSet:
     note = raw.get("note")
     if note is not None and not isinstance(note, str):
         raise ValueSetError(f"value set {name}: 'note' must be a string")
+    try:
+        cited = source_ids(raw, where=f"value set {name}")
+    except KnowledgeError as error:
+        raise ValueSetError(str(error)) from error
     included = _codes_by_system(name, raw.get("codes", {}), "codes")
     excluded = _codes_by_system(name, raw.get("exclude", {}), "exclude")
     if set(excluded) - {ICD10CM}:
@@ -137,6 +145,7 @@ def parse_value_set(name: str, raw: Any) -> ValueSet:
         id=identifier,
         title=title,
         source=source,
+        sources=cited,
         codes=codes,
         icd10_ranges=tuple(ranges),
         icd10_exclusions=tuple(normalize_icd10(code) for code in exclusions),

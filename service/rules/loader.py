@@ -11,11 +11,12 @@ from collections.abc import Callable, Hashable, Iterable, Mapping
 from enum import StrEnum
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, NoReturn, TypeVar, cast, get_args
+from typing import Any, NoReturn, TypeVar, cast
 
 import yaml
 
-from fhir_mappings.model import PROCEDURE_IDS, RED_FLAG_IDS, Modality
+from fhir_mappings.model import PROCEDURE_IDS, RED_FLAG_IDS
+from fhir_mappings.registry import PROCEDURE_MODALITY, RED_FLAG_TITLES
 
 from .model import (
     Advice,
@@ -50,7 +51,6 @@ from .variables import VARIABLE_TYPES
 
 DEFAULT_RULES_PATH = Path(__file__).resolve().parent.parent / "knowledge" / "lbp-imaging-rules.yaml"
 
-MODALITIES: tuple[str, ...] = get_args(Modality)
 _OPERATORS: Mapping[str, tuple[Operator, ...]] = {
     "integer": (">=", ">", "<=", "<", "=="),
     "boolean": ("==",),
@@ -180,7 +180,7 @@ class _Loader:
         top = self.root.fields(
             required=(
                 "version", "title", "guideline", "citations", "radiation_levels", "procedures",
-                "red_flags", "variables", "conditions", "urgent", "weak_factors", "conservative_care",
+                "variables", "conditions", "urgent", "weak_factors", "conservative_care",
                 "contrast_preference", "variants",
             ),
             optional=("implied_red_flags",),
@@ -189,7 +189,6 @@ class _Loader:
         self.citations = self._citations(top["citations"])
         levels = self._radiation_levels(top["radiation_levels"])
         procedures = self._procedures(top["procedures"], levels)
-        red_flags = self._red_flags(top["red_flags"])
         variables = self._variables(top["variables"])
         self.conditions = self._conditions(top["conditions"], variables)
         variants = self._variants(top["variants"], procedures)
@@ -201,7 +200,7 @@ class _Loader:
             guideline=self._guideline(top["guideline"]),
             citations=MappingProxyType(self.citations),
             procedures=MappingProxyType(procedures),
-            red_flag_titles=MappingProxyType(red_flags),
+            red_flag_titles=RED_FLAG_TITLES,  # the registry's: one title per red flag everywhere
             variables=MappingProxyType(variables),
             conditions=MappingProxyType(self.conditions),
             variants=MappingProxyType(variants),
@@ -275,14 +274,14 @@ class _Loader:
             if procedure_id not in PROCEDURE_IDS:
                 entry.fail(f"unknown procedure (expected one of {', '.join(PROCEDURE_IDS)})")
             fields = entry.fields(
-                required=("modality", "title", "radiation", "radiation_citation", "codes", "iv_contrast")
+                required=("title", "radiation", "radiation_citation", "codes", "iv_contrast")
             )
             radiation = fields["radiation"].integer()
             if radiation not in levels:
                 entry.fail(f"unknown radiation level {radiation} (declared: {', '.join(map(str, levels))})")
             procedures[procedure_id] = Procedure(
                 id=procedure_id,
-                modality=cast(Modality, _choice(fields["modality"], entry, "modality", MODALITIES)),
+                modality=PROCEDURE_MODALITY[procedure_id],  # declared once, in the registry
                 title=fields["title"].text(),
                 radiation=levels[radiation],
                 radiation_citation=self._citation(fields["radiation_citation"], entry),
@@ -312,17 +311,6 @@ class _Loader:
         return tuple(codes)
 
     # Terms ----------------------------------------------------------------------------------------
-
-    def _red_flags(self, node: _Node) -> dict[str, str]:
-        titles = {}
-        for flag_id, entry in node.entries().items():
-            if flag_id not in RED_FLAG_IDS:
-                entry.fail(f"unknown red flag (expected one of {', '.join(RED_FLAG_IDS)})")
-            titles[flag_id] = entry.text()
-        missing = [flag for flag in RED_FLAG_IDS if flag not in titles]
-        if missing:
-            node.fail(f"missing titles for red flags: {', '.join(missing)}")
-        return titles
 
     def _variables(self, node: _Node) -> dict[str, Variable]:
         variables = {}

@@ -1,4 +1,4 @@
-"""The token matrix of issue 6, over HTTP against a Flask app wired with init_security.
+"""The token matrix (every JWT attack a CDS client could try), over HTTP against an app with init_security.
 
 Every bad token gets a bare 401 (`{"error": "unauthorized"}`, `WWW-Authenticate: Bearer`) and its reason
 in the request log line; every good one reaches the view with the verified client on `g.cds_client`.

@@ -1,4 +1,4 @@
-"""Draft orders -> lumbar imaging procedures (issue 3 item 5), and what an order's reason names."""
+"""Draft orders -> lumbar imaging procedures, and what an order's reason names."""
 
 from __future__ import annotations
 

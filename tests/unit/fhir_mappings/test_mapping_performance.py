@@ -1,4 +1,4 @@
-"""A ~200-resource record maps in a few milliseconds (issue 3: validate only what feeds a finding)."""
+"""A ~200-resource record maps in a few milliseconds (validate only what feeds a finding)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Every row of the red-flag table (issue 3), with its traps and boundary pairs."""
+"""Every row of the red-flag table (knowledge/red-flag-criteria.yaml), with its traps and boundary pairs."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ CONDITION_ROWS = [
     case("cauda equina SNOMED", "cauda-equina", PRESENT, conditions=[condition("192970008", SNOMED)]),
     case("urinary retention 30 days ago", "cauda-equina", PRESENT, conditions=[condition("R33.9", onset=30)]),
     case("urinary retention 31 days ago", "cauda-equina", ABSENT, conditions=[condition("R33.9", onset=31)]),
-    # The onset decides; the recorded date stands in only when there is no onset (issue 3's trap: "an
+    # The onset decides; the recorded date stands in only when there is no onset (the table's trap: "an
     # incontinence that began years ago").
     case(
         "incontinence old onset, recorded recently",

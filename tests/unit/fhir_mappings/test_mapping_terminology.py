@@ -34,9 +34,12 @@ def test_shipped_value_sets_load_and_the_criteria_agree_with_them() -> None:
 
 
 def test_cms166_sources_name_their_oid_and_release() -> None:
-    source = load_value_sets()["low-back-pain"].source
-    assert "2.16.840.1.113883.3.464.1003.113.12.1001" in source
-    assert "2017" in source
+    low_back_pain = load_value_sets()["low-back-pain"]
+    assert "2.16.840.1.113883.3.464.1003.113.12.1001" in low_back_pain.source
+    assert "2017" in low_back_pain.source
+    assert "cms166v7" in low_back_pain.sources
+    for value_set in load_value_sets().values():
+        assert ("CMS166" in value_set.source) == ("cms166v7" in value_set.sources), value_set.id
 
 
 @pytest.mark.parametrize(
@@ -86,7 +89,13 @@ def test_other_systems_match_exactly_and_unknown_systems_never() -> None:
 
 
 def _valid(**changes: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {"id": "x", "title": "X", "source": "test", "codes": {ICD10CM: ["A00"]}}
+    body: dict[str, Any] = {
+        "id": "x",
+        "title": "X",
+        "source": "test",
+        "sources": ["icd10cm-fy2026"],
+        "codes": {ICD10CM: ["A00"]},
+    }
     body.update(changes)
     return {key: value for key, value in body.items() if value is not None}
 
@@ -101,6 +110,9 @@ def _valid(**changes: Any) -> dict[str, Any]:
         (_valid(codes={SNOMED: ["12"]}), "not a valid code"),
         (_valid(codes={LOINC: ["8310"]}), "not a valid code"),
         (_valid(source=None), "'source'"),
+        (_valid(sources=None), "'sources' must be a non-empty list of source ids"),
+        (_valid(sources=[]), "'sources' must be a non-empty list of source ids"),
+        (_valid(sources=["issue 3"]), "unknown sources issue 3"),
         (_valid(title=""), "'title'"),
         (_valid(exclude={SNOMED: ["123456"]}), "only supported for ICD-10-CM"),
         (_valid(text_terms="prednisone"), "'text_terms'"),
