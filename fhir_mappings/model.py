@@ -134,9 +134,6 @@ class Findings:
     data_gaps: tuple[DataGap, ...] = ()
     data_quality: tuple[DataQualityNote, ...] = ()
 
-    def present_flags(self) -> tuple[RedFlag, ...]:
-        return tuple(flag for flag in self.red_flags.values() if flag.status is FlagStatus.PRESENT)
-
     def is_present(self, flag_id: str) -> bool:
         flag = self.red_flags.get(flag_id)
         return flag is not None and flag.status is FlagStatus.PRESENT

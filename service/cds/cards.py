@@ -20,21 +20,6 @@ from service.wording.detail import card_detail
 from service.wording.summary import card_summary
 
 EXTENSION_KEY = "lbp-imaging-cds"
-OVERRIDE_REASON_SYSTEM = "https://lbp-imaging-cds.org/CodeSystem/override-reason"
-OVERRIDE_REASONS: tuple[tuple[str, str], ...] = (
-    ("red-flag-not-recorded", "Red flag present but not recorded in the chart"),
-    ("conservative-care-tried", "Conservative care already tried"),
-    ("surgical-planning", "Needed for surgical or interventional planning"),
-    ("specialist-request", "Requested by a specialist"),
-    ("patient-preference", "Patient preference"),
-)
-# Critical cards: the reasons a clinician has for not following the urgent advice as given.
-URGENT_OVERRIDE_REASONS: tuple[tuple[str, str], ...] = (
-    ("mri-contraindicated-or-unavailable", "MRI contraindicated or not available in time"),
-    ("sent-to-emergency-department", "Patient sent to the emergency department"),
-    ("spine-surgeon-request", "Study requested by a spine surgeon"),
-    ("urgent-finding-ruled-out", "Urgent finding ruled out on examination"),
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,10 +75,11 @@ def card_indicator(decision: Decision, judgement: OrderJudgement) -> str:
 # The card and the response. ------------------------------------------------------------------------------
 
 
-def _override_reasons(urgent: bool) -> list[dict[str, str]]:
+def _override_reasons(decision: Decision, *, urgent: bool) -> list[dict[str, str]]:
+    reasons = decision.rules.override_reasons
     return [
-        {"system": OVERRIDE_REASON_SYSTEM, "code": code, "display": display}
-        for code, display in (URGENT_OVERRIDE_REASONS if urgent else OVERRIDE_REASONS)
+        {"system": reasons.system, "code": reason.code, "display": reason.display}
+        for reason in (reasons.urgent if urgent else reasons.standard)
     ]
 
 
@@ -131,7 +117,7 @@ def _card(
         card["suggestions"] = suggestions
         card["selectionBehavior"] = "at-most-one"
     if indicator != "info":
-        card["overrideReasons"] = _override_reasons(urgent=indicator == "critical")
+        card["overrideReasons"] = _override_reasons(decision, urgent=indicator == "critical")
     card["links"] = _links(decision)
     card["extension"] = {EXTENSION_KEY: order_verdict(decision, judgement, assessment_id=assessment_id)}
     return card, CardIds(card=card_uuid, suggestions=tuple(suggestion_ids))

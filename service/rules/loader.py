@@ -34,6 +34,8 @@ from .model import (
     FlagTerm,
     Guideline,
     Operator,
+    OverrideReason,
+    OverrideReasons,
     Procedure,
     ProcedureCode,
     Provenance,
@@ -181,7 +183,7 @@ class _Loader:
             required=(
                 "version", "title", "guideline", "citations", "radiation_levels", "procedures",
                 "variables", "conditions", "urgent", "weak_factors", "conservative_care",
-                "contrast_preference", "variants",
+                "contrast_preference", "override_reasons", "variants",
             ),
             optional=("implied_red_flags",),
         )  # fmt: skip
@@ -211,6 +213,7 @@ class _Loader:
             implied_flags=MappingProxyType(
                 self._implied_flags(top["implied_red_flags"]) if "implied_red_flags" in top else {}
             ),
+            override_reasons=self._override_reasons(top["override_reasons"]),
         )
 
     # Sources --------------------------------------------------------------------------------------
@@ -500,6 +503,23 @@ class _Loader:
             advice=self._advice(fields, node),
             referral=Referral(text=referral["text"].text(), codes=self._codes(referral["codes"])),
         )
+
+    def _override_reasons(self, node: _Node) -> OverrideReasons:
+        fields = node.fields(required=("system", "standard", "urgent"))
+        system = fields["system"].text()
+        if not system.startswith(("http://", "https://", "urn:")):
+            fields["system"].fail(f"must be a code system URI, got {system!r}")
+        lists = {}
+        for key in ("standard", "urgent"):
+            reasons = []
+            for item in fields[key].items():
+                reason = item.fields(required=("code", "display"))
+                reasons.append(OverrideReason(code=reason["code"].text(), display=reason["display"].text()))
+            codes = [reason.code for reason in reasons]
+            if len(set(codes)) != len(codes):
+                fields[key].fail("override reason codes must be unique")
+            lists[key] = tuple(reasons)
+        return OverrideReasons(system=system, standard=lists["standard"], urgent=lists["urgent"])
 
 
 def load_rules(path: Path | None = None) -> Rules:

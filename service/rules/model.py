@@ -51,6 +51,21 @@ Operator = Literal[">=", ">", "<=", "<", "=="]
 
 
 @dataclass(frozen=True, slots=True)
+class OverrideReason:
+    code: str
+    display: str
+
+
+@dataclass(frozen=True, slots=True)
+class OverrideReasons:
+    """The coded reasons a card offers for not following it (CDS Hooks `overrideReasons`)."""
+
+    system: str
+    standard: tuple[OverrideReason, ...]  # warning cards: why image anyway
+    urgent: tuple[OverrideReason, ...]  # critical cards: why not follow the urgent advice as given
+
+
+@dataclass(frozen=True, slots=True)
 class Citation:
     id: str
     label: str  # short, for inline references, e.g. "ACR 2021"
@@ -283,6 +298,7 @@ class Rules:
     contrast_preference: Advice
     # A red flag -> the weaker ones it implies (age over 70 -> age over 50), left unlisted beside it.
     implied_flags: Mapping[str, tuple[str, ...]]
+    override_reasons: OverrideReasons
 
     def without_implied(self, flag_ids: Iterable[str]) -> tuple[str, ...]:
         """The flags, less any that another of them implies (listing both would say one thing twice)."""

@@ -17,7 +17,7 @@ from service.cds.actions import (
     PAMA_RATING_SYSTEM,
     SuggestionKind,
 )
-from service.cds.cards import EXTENSION_KEY, OVERRIDE_REASON_SYSTEM, HookResponse, build_hook_response
+from service.cds.cards import EXTENSION_KEY, HookResponse, build_hook_response
 from service.evaluate_answer import evaluate_answer
 from service.rules import Appropriateness, Decision, Rules, assess, load_rules
 from tests.support.cds_rules import card_rule_violations
@@ -222,7 +222,9 @@ def test_urgent_card_says_urgent_and_emergency_referral(rules: Rules) -> None:
 def test_override_reasons_are_codings_with_display_in_the_project_code_system(rules: Rules) -> None:
     (card,) = respond(assess(CASES["v1 mri"](), rules)).body["cards"]
     reasons = card["overrideReasons"]
-    assert {reason["system"] for reason in reasons} == {OVERRIDE_REASON_SYSTEM}
+    assert {reason["system"] for reason in reasons} == {
+        "https://lbp-imaging-cds.org/CodeSystem/override-reason"
+    }
     assert {
         "red-flag-not-recorded",
         "patient-preference",
@@ -438,7 +440,9 @@ def test_an_urgent_order_without_criteria_is_offered_the_urgent_study_not_a_canc
 def test_urgent_override_reasons_are_about_the_urgency(rules: Rules) -> None:
     (card,) = respond(assess(CASES["v4 ct"](), rules)).body["cards"]
     reasons = card["overrideReasons"]
-    assert {reason["system"] for reason in reasons} == {OVERRIDE_REASON_SYSTEM}
+    assert {reason["system"] for reason in reasons} == {
+        "https://lbp-imaging-cds.org/CodeSystem/override-reason"
+    }
     codes = {reason["code"] for reason in reasons}
     assert codes >= URGENT_OVERRIDE_CODES
     assert not {"conservative-care-tried", "patient-preference", "red-flag-not-recorded"} & codes
