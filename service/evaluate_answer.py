@@ -23,7 +23,8 @@ from typing import Any
 from fhir_mappings.model import DataGap, Evidence, RedFlag
 from service.cds.cards import card_indicator, order_verdict
 from service.rules import Alternative, Decision, OrderJudgement, Rating
-from service.rules.model import Cell
+from service.rules.model import Cell, Rules
+from service.wording.alternatives import alternative_reason
 from service.wording.detail import withheld_rating_reason
 from service.wording.summary import card_summary
 
@@ -69,8 +70,16 @@ def _cell(cell: Cell) -> dict[str, Any]:
     }
 
 
-def _option(option: Alternative) -> dict[str, Any]:
-    return {**_rating(option.rating), "reason": option.reason}
+def _option(option: Alternative, rules: Rules) -> dict[str, Any]:
+    answer = {
+        **_rating(option.rating),
+        "kind": option.kind.value,
+        "merits": [merit.value for merit in option.merits],
+    }
+    if option.urgent_flags:
+        answer["urgentRedFlags"] = list(option.urgent_flags)
+    answer["reason"] = alternative_reason(option, rules)
+    return answer
 
 
 def _episode_diagnosis(decision: Decision) -> str:
@@ -95,9 +104,9 @@ def _order(decision: Decision, judgement: OrderJudgement, assessment_id: str) ->
     if judgement.cells:
         answer["decidedBy"] = [_cell(cell) for cell in judgement.cells]
     if judgement.alternative is not None:
-        answer["alternative"] = _option(judgement.alternative)
+        answer["alternative"] = _option(judgement.alternative, decision.rules)
     if judgement.equal_option is not None:
-        answer["equalOption"] = _option(judgement.equal_option)
+        answer["equalOption"] = _option(judgement.equal_option, decision.rules)
     if judgement.if_unchecked_present is not None:
         answer["ifUncheckedPresent"] = judgement.if_unchecked_present.value
     return answer

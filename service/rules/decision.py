@@ -102,14 +102,35 @@ class Rating:
     first_line: str | None = None
 
 
+class AlternativeKind(StrEnum):
+    BETTER = "better"  # in a better category than the order
+    URGENT = "urgent"  # the urgent study: the order is not usually appropriate for the urgent red flags
+    EQUAL = "equal"  # in the order's (best) category and worth knowing; the order need not change
+
+
+class Merit(StrEnum):
+    """What speaks for an alternative beside its category, in the order the card says them."""
+
+    FIRST_LINE = "first-line"  # the guideline's first-line test here (the rating's `first_line` cites it)
+    NO_RADIATION = "no-radiation"
+    LOWER_RADIATION = "lower-radiation"
+    KEEPS_CONTRAST = "keeps-contrast"  # the rules' contrast preference chose it
+
+
 @dataclass(frozen=True, slots=True)
 class Alternative:
-    """Another procedure than the ordered one (better, or equal and worth knowing), and why."""
+    """Another procedure than the ordered one, and why, as codes: service/wording says it in words."""
 
     rating: Rating
-    reason: str
-    # The urgent study, offered because the order is not usually appropriate for the urgent red flags.
-    urgent: bool = False
+    kind: AlternativeKind
+    # The order's rating it is compared with (for the urgent study: on the urgent variants alone).
+    ordered: Rating
+    merits: tuple[Merit, ...] = ()
+    urgent_flags: tuple[str, ...] = ()  # the urgent study: the red flags that call for it
+
+    @property
+    def urgent(self) -> bool:
+        return self.kind is AlternativeKind.URGENT
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,9 +26,11 @@ from fhir_mappings.model import Findings, FlagStatus, ImagingOrder, Modality, Re
 from .decision import (
     CATEGORY_APPROPRIATENESS,
     Alternative,
+    AlternativeKind,
     Applicability,
     Appropriateness,
     Decision,
+    Merit,
     OrderJudgement,
     PossibleVariant,
     Rating,
@@ -180,37 +182,20 @@ def _best(ratings: Sequence[Rating], modality: Modality | None = None) -> Rating
     return ranked[0][1]
 
 
-def _phrase(appropriateness: Appropriateness) -> str:
-    return appropriateness.value.replace("-", " ")
-
-
-def _in_a_sentence(procedure: Procedure) -> str:
-    """The title mid-sentence: "lumbar CT with contrast"."""
-    return procedure.title[0].lower() + procedure.title[1:]
-
-
-def _merits(option: Rating, ordered: Rating, rules: Rules) -> list[str]:
+def _merits(option: Rating, ordered: Rating) -> tuple[Merit, ...]:
     """What speaks for `option` beside its category: first-line test, less radiation."""
     merits = []
     if option.first_line and not ordered.first_line:
-        merits.append(f"it is the first-line test ({rules.citations[option.first_line].label})")
+        merits.append(Merit.FIRST_LINE)
     radiation = option.procedure.radiation
     if radiation.rank < ordered.procedure.radiation.rank:
-        merits.append(
-            "it involves no ionising radiation"
-            if radiation.rank == 0
-            else f"it has a lower radiation level ({radiation.describe()})"
-        )
-    return merits
+        merits.append(Merit.NO_RADIATION if radiation.rank == 0 else Merit.LOWER_RADIATION)
+    return tuple(merits)
 
 
-def _replacement(option: Rating, ordered: Rating, rules: Rules, *reasons: str) -> Alternative:
+def _replacement(option: Rating, ordered: Rating, *extra: Merit) -> Alternative:
     """`option` instead of the order: its category against the order's, then what else speaks for it."""
-    reason = (
-        f"{option.procedure.title} is rated {_phrase(option.appropriateness)}, "
-        f"whereas {_in_a_sentence(ordered.procedure)} is rated {_phrase(ordered.appropriateness)}"
-    )
-    return Alternative(option, "; ".join([reason, *_merits(option, ordered, rules), *reasons]) + ".")
+    return Alternative(option, AlternativeKind.BETTER, ordered, (*_merits(option, ordered), *extra))
 
 
 def _alternative(ordered: Rating, ratings: Sequence[Rating], rules: Rules) -> Alternative | None:
@@ -234,8 +219,8 @@ def _alternative(ordered: Rating, ratings: Sequence[Rating], rules: Rules) -> Al
         ]
         if keeping_contrast:
             option = _best(keeping_contrast, ordered.procedure.modality)
-            return _replacement(option, ordered, rules, rules.contrast_preference.text)
-    return _replacement(best, ordered, rules)
+            return _replacement(option, ordered, Merit.KEEPS_CONTRAST)
+    return _replacement(best, ordered)
 
 
 def _urgent_study(ordered: Rating, urgent: Sequence[VariantMatch], rules: Rules) -> Alternative | None:
@@ -252,15 +237,10 @@ def _urgent_study(ordered: Rating, urgent: Sequence[VariantMatch], rules: Rules)
     if for_urgency.appropriateness is Appropriateness.USUALLY_APPROPRIATE:
         return None
     study = _rate(rules.procedures[rules.urgent.study], urgent_variants)
-    flags = " and ".join(
-        rules.flag_title(flag) for flag in _unique(label for match in urgent for label in match.triggered_by)
+    flags = tuple(_unique(label for match in urgent for label in match.triggered_by))
+    return Alternative(
+        study, AlternativeKind.URGENT, for_urgency, _merits(study, ordered), urgent_flags=flags
     )
-    reason = (
-        f"{study.procedure.title} is the study to get urgently for {flags} "
-        f"({rules.citations[rules.urgent.advice.citation].label}), whereas "
-        f"{_in_a_sentence(ordered.procedure)} is rated {_phrase(for_urgency.appropriateness)} for it"
-    )
-    return Alternative(study, "; ".join([reason, *_merits(study, ordered, rules)]) + ".", urgent=True)
 
 
 def _equal_option(ordered: Rating, ratings: Sequence[Rating], rules: Rules) -> Alternative | None:
@@ -279,13 +259,12 @@ def _equal_option(ordered: Rating, ratings: Sequence[Rating], rules: Rules) -> A
         for rating in ratings
         if rating.appropriateness is ordered.appropriateness
         and rating.procedure.id != ordered.procedure.id
-        and _merits(rating, ordered, rules)
+        and _merits(rating, ordered)
     ]
     if not options:
         return None
     option = _best(options, ordered.procedure.modality)
-    reason = f"{option.procedure.title} is also rated {_phrase(option.appropriateness)}"
-    return Alternative(option, "; ".join([reason, *_merits(option, ordered, rules)]) + ".")
+    return Alternative(option, AlternativeKind.EQUAL, ordered, _merits(option, ordered))
 
 
 # The mappings' own statement that the Conditions were read and hold no active low back pain diagnosis.

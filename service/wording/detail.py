@@ -7,7 +7,8 @@ from collections.abc import Callable, Iterable
 
 from fhir_mappings.model import Evidence, RedFlag
 from service.rules import Alternative, Applicability, Decision, OrderJudgement, RatingWithheld
-from service.rules.model import Citation
+from service.rules.model import Citation, Rules
+from service.wording.alternatives import alternative_reason
 from service.wording.phrases import category_phrase, lower_first, md, procedure_title
 
 _SYSTEM_NAMES = {
@@ -168,11 +169,13 @@ def _pama_phrase(judgement: OrderJudgement) -> str:
     )
 
 
-def _option_block(heading: str, option: Alternative, tail: str, cite: Callable[[str], str]) -> str:
+def _option_block(
+    heading: str, option: Alternative, tail: str, rules: Rules, cite: Callable[[str], str]
+) -> str:
     cells = ", ".join(f"{cell.variant} {cite(cell.citation)}" for cell in option.rating.cells)
     if option.rating.first_line:
         cells += f", {cite(option.rating.first_line)}"
-    return f"**{heading}:** {option.reason} ({cells}){tail}"
+    return f"**{heading}:** {alternative_reason(option, rules)} ({cells}){tail}"
 
 
 def card_detail(decision: Decision, judgement: OrderJudgement) -> str:
@@ -211,7 +214,7 @@ def card_detail(decision: Decision, judgement: OrderJudgement) -> str:
         )
         blocks.append(f"No ACR low back pain criteria apply to this {lower_first(title)}: {why}.")
         if judgement.alternative is not None:  # the urgent study: urgency does not depend on the criteria
-            blocks.append(_option_block("Urgent study", judgement.alternative, "", cite))
+            blocks.append(_option_block("Urgent study", judgement.alternative, "", rules, cite))
     else:
         procedure = judgement.procedure
         assert procedure is not None  # applicable orders have a known procedure
@@ -236,7 +239,7 @@ def card_detail(decision: Decision, judgement: OrderJudgement) -> str:
             ("Equally appropriate option", judgement.equal_option, " The order need not change."),
         ):
             if option is not None:
-                blocks.append(_option_block(heading, option, tail, cite))
+                blocks.append(_option_block(heading, option, tail, rules, cite))
         blocks.append("**Variants applied**\n" + "\n".join(_variant_lines(decision, cite)))
     blocks.extend(_flag_blocks(decision, judgement, cite))
     if judgement.applicable and decision.conservative_care_first:

@@ -30,6 +30,7 @@ from service.rules import (
     assess,
     load_rules,
 )
+from service.rules.decision import AlternativeKind, Merit
 
 from .builders import AS_OF, ICD10, SNOMED, findings, imaging_order, service_request
 
@@ -244,11 +245,9 @@ def test_ct_with_contrast_for_suspected_cancer_has_mri_keeping_the_contrast_as_t
     assert judgement.alternative is not None
     assert judgement.alternative.rating.procedure.id == "mri-lumbar-without-and-with-contrast"
     assert judgement.alternative.rating.appropriateness is UA
-    assert judgement.alternative.reason == (
-        "Lumbar MRI without and with contrast is rated usually appropriate, whereas lumbar CT without and "
-        "with contrast is rated usually not appropriate; it involves no ionising radiation; it keeps the IV "
-        "contrast you ordered."
-    )
+    assert judgement.alternative.kind is AlternativeKind.BETTER
+    assert judgement.alternative.ordered.appropriateness is UNA
+    assert judgement.alternative.merits == (Merit.NO_RADIATION, Merit.KEEPS_CONTRAST)
 
 
 @pytest.mark.parametrize(
@@ -276,9 +275,8 @@ def test_an_equally_appropriate_option_is_only_mentioned(rules: Rules) -> None:
     assert judgement.alternative is None
     assert judgement.equal_option is not None
     assert judgement.equal_option.rating.procedure.id == "mri-lumbar-without-contrast"
-    assert judgement.equal_option.reason == (
-        "Lumbar MRI without contrast is also rated usually appropriate; it involves no ionising radiation."
-    )
+    assert judgement.equal_option.kind is AlternativeKind.EQUAL
+    assert judgement.equal_option.merits == (Merit.NO_RADIATION,)
     assert judgement.first_line == "acp-2011"  # the order is the guideline's first-line test
 
 
@@ -290,7 +288,8 @@ def test_an_mri_for_fracture_risk_is_told_radiography_is_first_line(rules: Rules
     assert judgement.first_line is None
     assert judgement.equal_option is not None
     assert judgement.equal_option.rating.procedure.id == "xr-lumbar"
-    assert "first-line test (ACP 2011)" in judgement.equal_option.reason
+    assert Merit.FIRST_LINE in judgement.equal_option.merits
+    assert judgement.equal_option.rating.first_line == "acp-2011"
 
 
 @pytest.mark.parametrize(
@@ -318,10 +317,8 @@ def test_a_worse_order_for_fracture_risk_is_offered_the_first_line_test(rules: R
     assert judgement.appropriateness is UNA
     assert judgement.alternative is not None
     assert judgement.alternative.rating.procedure.id == "xr-lumbar"
-    assert judgement.alternative.reason == (
-        "Lumbar spine X-ray is rated usually appropriate, whereas lumbar CT with contrast is rated usually "
-        "not appropriate; it is the first-line test (ACP 2011)."
-    )
+    assert judgement.alternative.kind is AlternativeKind.BETTER
+    assert judgement.alternative.merits == (Merit.FIRST_LINE,)  # the same radiation level as this CT
 
 
 @pytest.mark.parametrize(
@@ -368,10 +365,7 @@ def test_mri_with_contrast_for_suspected_cancer_is_steered_to_mri_without_and_wi
     assert judgement.appropriateness is UNA
     assert judgement.alternative is not None
     assert judgement.alternative.rating.procedure.id == "mri-lumbar-without-and-with-contrast"
-    assert judgement.alternative.reason == (
-        "Lumbar MRI without and with contrast is rated usually appropriate, whereas lumbar MRI with contrast "
-        "is rated usually not appropriate; it keeps the IV contrast you ordered."
-    )
+    assert judgement.alternative.merits == (Merit.KEEPS_CONTRAST,)  # same radiation, not first line
     assert not judgement.alternative.urgent
 
 
@@ -429,9 +423,8 @@ def test_an_urgent_order_that_is_not_right_for_the_urgency_is_offered_the_urgent
     assert judgement.alternative.urgent
     assert judgement.alternative.rating.procedure.id == "mri-lumbar-without-contrast"
     assert judgement.alternative.rating.appropriateness is UA
-    assert judgement.alternative.reason.startswith(
-        "Lumbar MRI without contrast is the study to get urgently for "
-    )
+    assert judgement.alternative.kind is AlternativeKind.URGENT
+    assert judgement.alternative.urgent_flags
     assert judgement.equal_option is None  # the urgent study is said once
 
 
@@ -443,11 +436,11 @@ def test_the_urgent_study_reason_names_the_flag_its_source_and_the_orders_rating
     (judgement,) = decision.orders
     assert judgement.appropriateness is UA  # V6 rates it so; V4 only may be appropriate
     assert judgement.alternative is not None
-    assert judgement.alternative.reason == (
-        "Lumbar MRI without contrast is the study to get urgently for suspected cauda equina syndrome "
-        "(ACP 2011), whereas lumbar CT without contrast is rated may be appropriate for it; it involves no "
-        "ionising radiation."
-    )
+    assert judgement.alternative.kind is AlternativeKind.URGENT
+    assert judgement.alternative.urgent_flags == ("cauda-equina",)
+    # compared with the order's rating on the urgent variant alone (V4), not its overall category
+    assert judgement.alternative.ordered.appropriateness is Appropriateness.MAY_BE_APPROPRIATE
+    assert judgement.alternative.merits == (Merit.NO_RADIATION,)
 
 
 @pytest.mark.parametrize(
@@ -572,10 +565,8 @@ def test_an_urgent_patients_order_without_criteria_is_offered_the_urgent_study(
     cells = judgement.alternative.rating.cells
     assert cells
     assert {cell.variant for cell in cells} <= {"V4", "neuro"}  # the urgent variants' cells cite it
-    assert judgement.alternative.reason.startswith(
-        "Lumbar MRI without contrast is the study to get urgently for "
-    )
-    assert "whereas lumbar CT with contrast is rated " in judgement.alternative.reason
+    assert judgement.alternative.kind is AlternativeKind.URGENT
+    assert judgement.alternative.ordered.procedure.id == "ct-lumbar-with-contrast"
 
 
 def test_an_urgent_patients_order_of_the_urgent_study_without_criteria_gets_no_alternative(
