@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import copy
 import itertools
+import os
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -770,40 +772,46 @@ def test_an_unchecked_urgent_flag_is_named_in_the_summary_and_nothing_is_cancell
 # The detail. -------------------------------------------------------------------------------------------
 
 
-def test_detail_explains_flags_with_evidence_variants_radiation_choice_and_sources(rules: Rules) -> None:
+# Golden cards: a few whole cards, as a clinician reads them, reviewed as a whole in
+# tests/unit/rules/golden_cards/ (regenerate with LBP_UPDATE_GOLDEN=1, then read the diff before committing).
+GOLDEN_DIR = Path(__file__).parent / "golden_cards"
+GOLDEN_CASES = {
+    "urgent-cauda-equina-ct": "v4 ct",
+    "not-appropriate-v1-ct-fever-unchecked": "v1 ct, fever unchecked",
+    "not-appropriate-v2-x-ray-suggestions": "v2 x-ray",
+    "single-weak-factor-x-ray": "weak factor",
+    "appropriate-v7-ct-with-contrast-steered": "v7 ct",
+    "low-back-pain-undetermined": "lbp undetermined",
+}
+
+
+def _as_read(card: dict[str, Any]) -> str:
+    """The card as the EHR shows it: indicator and summary, the detail, then what it offers."""
+    lines = [f"[{card['indicator']}] {card['summary']}", "", card["detail"], ""]
+    for suggestion in card.get("suggestions", []):
+        recommended = " (recommended)" if suggestion.get("isRecommended") else ""
+        lines.append(f"> suggestion{recommended}: {suggestion['label']}")
+        lines.extend(f">   - {action['type']}: {action['description']}" for action in suggestion["actions"])
+    for reason in card.get("overrideReasons", []):
+        lines.append(f"> override reason: {reason['code']} ({reason['display']})")
+    lines.append(f"> source: {card['source']['label']} <{card['source']['url']}>")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("name", sorted(GOLDEN_CASES))
+def test_golden_cards_read_as_reviewed(rules: Rules, name: str) -> None:
+    (card,) = respond(assess(CASES[GOLDEN_CASES[name]](), rules)).body["cards"]
+    path = GOLDEN_DIR / f"{name}.md"
+    if os.environ.get("LBP_UPDATE_GOLDEN") == "1":
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(_as_read(card), encoding="utf-8")
+    assert _as_read(card) == path.read_text(encoding="utf-8")
+
+
+def test_the_detail_links_the_guideline_by_url_and_doi(rules: Rules) -> None:
     (card,) = respond(assess(CASES["v4 ct"](), rules)).body["cards"]
-    detail = card["detail"]
-    assert "**Lumbar CT without and with contrast** is rated **usually not appropriate**" in detail
-    assert "Radiation: ☢☢☢☢ (10-30 mSv)" in detail
-    assert "- V4: suspected cauda equina syndrome; triggered by suspected cauda equina syndrome" in detail
-    assert "Condition/cauda-equina, ICD-10-CM X00.0 “Finding for cauda-equina”, 2025-05-20" in detail
-    assert (
-        "**Urgent study:** Lumbar MRI without contrast is the study to get urgently for suspected cauda "
-        "equina syndrome"
-    ) in detail
-    assert "no ionising radiation" in detail
-    assert "https://acsearch.acr.org/docs/69483/Narrative/" in detail
-    assert "doi:10.1016/j.jacr.2021.08.002" in detail
-
-
-def test_detail_says_what_could_not_be_checked_and_what_it_would_change(rules: Rules) -> None:
-    order = imaging_order("mri-lumbar-without-contrast")
-    decision = assess(findings(unknown=["fever"], gaps=[OBSERVATIONS_GAP], orders=[order]), rules)
-    (card,) = respond(decision).body["cards"]
-    assert "no red flags" not in card["summary"]
-    assert "some red flags not checked" in card["summary"]
-    detail = card["detail"]
-    assert "**Could not be checked**" in detail
-    assert f"- {OBSERVATIONS_GAP.description}" in detail
-    assert "- Fever could not be checked" not in detail  # the data gap already says so
-    assert "V7 (suspected cancer or infection, or immunosuppression) could apply" in detail
-    assert "If these were present, this order would be rated **usually appropriate**." in detail
-    assert "**Red flags found:** none in the data supplied." in detail
-
-
-def test_detail_gives_acp_advice_for_a_single_weak_factor(rules: Rules) -> None:
-    (card,) = respond(assess(CASES["weak factor"](), rules)).body["cards"]
-    assert "radiography if there is no improvement after 4-6 weeks" in card["detail"]
+    assert "https://acsearch.acr.org/docs/69483/Narrative/" in card["detail"]
+    assert "doi:10.1016/j.jacr.2021.08.002" in card["detail"]
 
 
 @pytest.mark.parametrize(
