@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import date
 
-from fhir_mappings.collect import Collector, Problem, evidence_for
+from fhir_mappings.collect import Collector, evidence_for
 from fhir_mappings.conditions import condition_findings, episode_from
 from fhir_mappings.criteria import ELDERLY_AGE_YEARS, OLDER_AGE_YEARS, RED_FLAGS
 from fhir_mappings.fhirdates import DateSpan, completed_years, parse_fhir_date
@@ -19,10 +19,12 @@ from fhir_mappings.model import (
     Episode,
     Findings,
     FlagStatus,
+    GapKind,
     ImagingOrder,
     InputKind,
     PatientRecord,
     RedFlag,
+    input_gap_id,
 )
 from fhir_mappings.orders import reason_findings
 from fhir_mappings.procedures import surgery_findings, therapy_findings
@@ -34,36 +36,6 @@ _ADMINISTRATIVE_GENDERS = frozenset({"male", "female", "other", "unknown"})  # F
 AGE_FLAGS = {"age-over-50": OLDER_AGE_YEARS, "age-over-70": ELDERLY_AGE_YEARS}
 _KIND_ORDER = tuple(InputKind)
 
-# What each missing input leaves unchecked, in a clinician's words.
-_NOT_SUPPLIED: Mapping[InputKind, tuple[str, str]] = {
-    InputKind.PATIENT: ("No Patient record supplied", "age (over 50, over 70)"),
-    InputKind.CONDITIONS: (
-        "No Conditions (problem list and diagnoses) supplied",
-        "the low back pain episode and its duration, and the diagnosis-based red flags",
-    ),
-    InputKind.OBSERVATIONS: (
-        "No Observations supplied",
-        "fever (body temperature) and weight loss (body weight)",
-    ),
-    InputKind.MEDICATIONS: (
-        "No medication records supplied",
-        "long-term corticosteroid use and osteoporosis treatment",
-    ),
-    InputKind.PROCEDURES: (
-        "No Procedures supplied",
-        "prior lumbar surgery and physical therapy or spinal manipulation already given",
-    ),
-    InputKind.SERVICE_REQUESTS: (
-        "No therapy referrals (ServiceRequests) supplied",
-        "referrals for physical therapy or spinal manipulation",
-    ),
-}
-_PROBLEM_TEXT: Mapping[Problem, str] = {
-    Problem.UNREADABLE: "Records that failed FHIR validation were skipped (see data quality)",
-    Problem.UNDATED: "Records without a date could not be placed in time",
-    Problem.UNIT: "Measurements without a known unit were not used",
-    Problem.IMPLAUSIBLE: "Measurements outside the physiological range were not used",
-}
 # Findings other than red flags that an input feeds.
 _ALSO_AFFECTS: Mapping[InputKind, tuple[str, ...]] = {
     InputKind.PATIENT: ("age",),
@@ -86,26 +58,12 @@ def _is_complete(record: PatientRecord, kind: InputKind) -> bool:
     return supplied is not None and kind not in record.incomplete
 
 
-def _gap_name(kind: InputKind) -> str:
-    return kind.name.lower().replace("_", "-")  # "service-requests"
-
-
 def _affected_by(kind: InputKind) -> tuple[str, ...]:
     return tuple(flag.id for flag in RED_FLAGS.values() if kind in flag.inputs) + _ALSO_AFFECTS.get(kind, ())
 
 
-_OTHER_FINDINGS = {
-    "age": "age",
-    "episode": "the low back pain episode",
-    "therapy": "physical therapy or spinal manipulation already given",
-}
-
-
-def _titles(affected: Sequence[str]) -> str:
-    """What a gap leaves unchecked, in the order of the red-flag table, in words."""
-    named = [RED_FLAGS[flag].description for flag in RED_FLAG_IDS if flag in affected]
-    named += [words for finding, words in _OTHER_FINDINGS.items() if finding in affected]
-    return ", ".join(named)
+# Findings other than red flags that a record problem can leave unchecked, in the order gaps list them.
+_OTHER_FINDINGS = ("age", "episode", "therapy")
 
 
 class _PatientFacts:
@@ -125,22 +83,16 @@ class _PatientFacts:
         self.sex = gender if gender in _ADMINISTRATIVE_GENDERS else None
         self.birth = parse_fhir_date(patient.get("birthDate"))
         if self.birth is None:
-            self.gaps.append(
-                DataGap(
-                    "birthdate-missing",
-                    "The Patient has no birth date: age could not be checked.",
-                    self._AFFECTS,
-                )
-            )
+            self.gaps.append(DataGap("birthdate-missing", GapKind.BIRTH_DATE_MISSING, self._AFFECTS))
             return
         as_of = collector.as_of
         if self.birth.earliest > as_of:
             self.gaps.append(
                 DataGap(
                     "birthdate-after-assessment-date",
-                    f"The birth date ({self.birth.text}) is after the assessment date: "
-                    "age could not be checked.",
+                    GapKind.BIRTH_DATE_AFTER_ASSESSMENT,
                     self._AFFECTS,
+                    birth_date=self.birth.text,
                 )
             )
             return
@@ -153,9 +105,10 @@ class _PatientFacts:
             self.gaps.append(
                 DataGap(
                     "birthdate-partial",
-                    f"The birth date is partial ({self.birth.text}): the patient is {youngest} or {oldest} "
-                    "years old, so an age threshold between the two could not be checked.",
+                    GapKind.BIRTH_DATE_PARTIAL,
                     self._AFFECTS,
+                    birth_date=self.birth.text,
+                    ages=(youngest, oldest),
                 )
             )
 
@@ -248,25 +201,12 @@ def _input_gaps(record: PatientRecord) -> list[DataGap]:
     for kind in _KIND_ORDER:
         if _is_complete(record, kind):
             continue
-        opening, unchecked = _NOT_SUPPLIED[kind]
-        if kind in record.incomplete and kind is not InputKind.PATIENT:
-            name = opening.removeprefix("No ").removesuffix(" supplied")
-            gaps.append(
-                DataGap(
-                    f"{_gap_name(kind)}-incomplete",
-                    f"{name[0].upper()}{name[1:]} were only partly supplied (a page of results failed or was "
-                    f"not fetched): {unchecked} could not be fully checked.",
-                    _affected_by(kind),
-                )
-            )
-        else:
-            gaps.append(
-                DataGap(
-                    f"{_gap_name(kind)}-not-supplied",
-                    f"{opening}: {unchecked} could not be checked.",
-                    _affected_by(kind),
-                )
-            )
+        gap = (
+            GapKind.INCOMPLETE
+            if kind in record.incomplete and kind is not InputKind.PATIENT
+            else GapKind.NOT_SUPPLIED
+        )
+        gaps.append(DataGap(input_gap_id(kind, gap), gap, _affected_by(kind), input=kind))
     return gaps
 
 
@@ -278,9 +218,10 @@ def _problem_gaps(collector: Collector) -> list[DataGap]:
         gaps.append(
             DataGap(
                 f"records-{problem.value}",
-                f"{_PROBLEM_TEXT[problem]} ({len(entry.resources)}): {_titles(affects)} could not be fully "
-                "checked.",
+                GapKind.RECORDS_SKIPPED,
                 affects,
+                problem=problem.value,
+                count=len(entry.resources),
             )
         )
     return gaps
@@ -290,23 +231,9 @@ def _episode_gaps(record: PatientRecord, episode: Episode) -> list[DataGap]:
     if record.conditions is None:
         return []  # already said: Conditions not supplied
     if not episode.active:
-        return [
-            DataGap(
-                "no-active-low-back-pain",
-                "No active low back pain diagnosis was found in the Conditions: how long symptoms have "
-                "lasted could not be determined.",
-                ("episode", "therapy"),
-            )
-        ]
+        return [DataGap("no-active-low-back-pain", GapKind.NO_ACTIVE_LOW_BACK_PAIN, ("episode", "therapy"))]
     if episode.onset is None:
-        return [
-            DataGap(
-                "episode-onset-unknown",
-                "The low back pain diagnosis has no onset or recorded date: how long symptoms have lasted "
-                "could not be determined.",
-                ("episode",),
-            )
-        ]
+        return [DataGap("episode-onset-unknown", GapKind.EPISODE_ONSET_UNKNOWN, ("episode",))]
     return []
 
 

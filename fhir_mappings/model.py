@@ -103,13 +103,38 @@ class ImagingOrder:
     resource: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
 
+class GapKind(StrEnum):
+    """Why some findings could not be checked; service/wording says it in a clinician's words."""
+
+    NOT_SUPPLIED = "not-supplied"  # `input` was not supplied
+    INCOMPLETE = "incomplete"  # `input` was only partly supplied (a page failed or was not fetched)
+    PARTLY_READ = "partly-read"  # `input` was read in part, yet complete enough (`why` says what failed)
+    RECORDS_SKIPPED = "records-skipped"  # `count` resources with `problem` were not used
+    BIRTH_DATE_MISSING = "birthdate-missing"
+    BIRTH_DATE_AFTER_ASSESSMENT = "birthdate-after-assessment-date"  # `birth_date`
+    BIRTH_DATE_PARTIAL = "birthdate-partial"  # `birth_date`, `ages` (youngest, oldest)
+    NO_ACTIVE_LOW_BACK_PAIN = "no-active-low-back-pain"
+    EPISODE_ONSET_UNKNOWN = "episode-onset-unknown"
+
+
+def input_gap_id(kind: InputKind, gap: GapKind) -> str:
+    """ "observations-not-supplied", "service-requests-incomplete": a stable id for an input's gap."""
+    return f"{kind.name.lower().replace('_', '-')}-{gap.value}"
+
+
 @dataclass(frozen=True, slots=True)
 class DataGap:
-    """An input that was missing, so some findings could not be checked."""
+    """Something missing from the record, so some findings could not be checked: as codes and facts."""
 
-    id: str  # e.g. "observations-not-supplied", "birthdate-missing"
-    description: str  # in a clinician's words, says what could not be checked
+    id: str  # e.g. "observations-not-supplied", "records-unreadable", "birthdate-missing"
+    kind: GapKind
     affects: tuple[str, ...] = ()  # red-flag ids, "episode", "therapy", "age"
+    input: InputKind | None = None  # the part of the record (NOT_SUPPLIED, INCOMPLETE, PARTLY_READ)
+    problem: str | None = None  # RECORDS_SKIPPED: the problem's code (unreadable, undated, unit...)
+    count: int = 0  # RECORDS_SKIPPED: how many resources
+    birth_date: str | None = None  # BIRTH_DATE_*: as written in the record
+    ages: tuple[int, int] | None = None  # BIRTH_DATE_PARTIAL: the youngest and oldest the patient can be
+    why: tuple[str, ...] = ()  # why the input is missing or partial (the fetch's reasons), when known
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ from service.rules import Alternative, Decision, OrderJudgement, Rating
 from service.rules.model import Cell, Rules
 from service.wording.alternatives import alternative_reason
 from service.wording.detail import withheld_rating_reason
+from service.wording.gaps import gap_description
 from service.wording.summary import card_summary
 
 
@@ -46,7 +47,7 @@ def _red_flag(flag: RedFlag) -> dict[str, Any]:
 
 
 def _gap(gap: DataGap) -> dict[str, Any]:
-    answer: dict[str, Any] = {"id": gap.id, "description": gap.description}
+    answer: dict[str, Any] = {"id": gap.id, "kind": gap.kind.value, "description": gap_description(gap)}
     if gap.affects:
         answer["affects"] = list(gap.affects)
     return answer

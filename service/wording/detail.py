@@ -9,6 +9,7 @@ from fhir_mappings.model import Evidence, RedFlag
 from service.rules import Alternative, Applicability, Decision, OrderJudgement, RatingWithheld
 from service.rules.model import Citation, Rules
 from service.wording.alternatives import alternative_reason
+from service.wording.gaps import gap_description
 from service.wording.phrases import category_phrase, lower_first, md, procedure_title
 
 _SYSTEM_NAMES = {
@@ -67,7 +68,7 @@ def _unchecked_lines(decision: Decision, judgement: OrderJudgement) -> list[str]
         inputs = ", ".join(_INPUT_WORDS.get(kind.value, kind.value) for kind in flag.unchecked)
         why = f": {inputs} not supplied" if inputs else ""
         lines.append(f"- {rules.flag_title(flag.id).capitalize()} could not be checked{why}.")
-    lines.extend(f"- {md(gap.description)}" for gap in decision.data_gaps)
+    lines.extend(f"- {md(gap_description(gap))}" for gap in decision.data_gaps)
     if judgement.applicable:
         for possible in decision.possible_variants:
             unknown = ", ".join(rules.term_title(term) for term in possible.unchecked)

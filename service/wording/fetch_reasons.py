@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 
-from fhir_mappings.model import DataGap, InputKind
+from fhir_mappings.model import DataGap, GapKind, InputKind, input_gap_id
 
 _NO_FETCH = {
     "no-fhirServer": "the EHR granted no FHIR server access",
@@ -70,34 +70,20 @@ def why_inputs_missing(
     return why
 
 
-def _gap_name(kind: InputKind) -> str:
-    # As `fhir_mappings.findings` names its input gaps: `<kind>-not-supplied` / `<kind>-incomplete`.
-    return kind.name.lower().replace("_", "-")
-
-
 def explain_gaps(
     gaps: tuple[DataGap, ...], why: Mapping[InputKind, list[str]] | Mapping[InputKind, tuple[str, ...]]
 ) -> tuple[DataGap, ...]:
     """Add to each input's gap why that input is missing or partial, so the card has one line per input."""
     explained: list[DataGap] = []
-    unmatched = {kind: list(reasons) for kind, reasons in why.items()}
+    unmatched = {kind: tuple(reasons) for kind, reasons in why.items()}
     for gap in gaps:
-        kind = next(
-            (
-                k
-                for k in unmatched
-                if gap.id in (f"{_gap_name(k)}-not-supplied", f"{_gap_name(k)}-incomplete")
-            ),
-            None,
-        )
-        if kind is None:
+        if gap.input in unmatched and gap.kind in (GapKind.NOT_SUPPLIED, GapKind.INCOMPLETE):
+            explained.append(replace(gap, why=unmatched.pop(gap.input)))
+        else:
             explained.append(gap)
-            continue
-        reasons = "; ".join(unmatched.pop(kind))
-        explained.append(replace(gap, description=f"{gap.description} Why: {reasons}."))
     # A reason with no gap of its own (the input was read in part but still proved complete enough).
     explained.extend(
-        DataGap(id=f"{_gap_name(kind)}-partly-read", description=f"{'; '.join(reasons)}.")
+        DataGap(input_gap_id(kind, GapKind.PARTLY_READ), GapKind.PARTLY_READ, input=kind, why=reasons)
         for kind, reasons in unmatched.items()
     )
     return tuple(explained)

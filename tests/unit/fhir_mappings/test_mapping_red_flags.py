@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from fhir_mappings import findings
-from fhir_mappings.model import FlagStatus, InputKind, RedFlag
+from fhir_mappings.model import FlagStatus, GapKind, InputKind, RedFlag
+from service.wording.gaps import gap_description
 from tests.support.fhir_records import (
     AS_OF,
     SNOMED,
@@ -345,7 +346,8 @@ def test_undated_condition_under_a_window_is_unknown_not_absent() -> None:
     assert flag.unchecked == (InputKind.CONDITIONS,)
     gap = next(gap for gap in result.data_gaps if gap.id == "records-undated")
     assert "cauda-equina" in gap.affects
-    assert "cauda equina" in gap.description
+    assert gap.kind is GapKind.RECORDS_SKIPPED
+    assert "cauda equina syndrome" in gap_description(gap)
 
 
 # ---- Observations: fever and weight loss ------------------------------------------------------------

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from fhir_mappings.model import PROCEDURE_IDS, RED_FLAG_IDS, DataGap, Evidence, Findings
+from fhir_mappings.model import PROCEDURE_IDS, RED_FLAG_IDS, DataGap, Evidence, Findings, GapKind, InputKind
 from service.cds.actions import (
     PAMA_CONSULT_ID_EXTENSION,
     PAMA_RATING_EXTENSION,
@@ -47,13 +47,10 @@ def respond(decision: Decision, *, quiet: bool = False) -> HookResponse:
 
 
 OBSERVATIONS_GAP = DataGap(
-    "observations-not-supplied", "Observations were not supplied: fever could not be checked.", ("fever",)
+    "observations-not-supplied", GapKind.NOT_SUPPLIED, ("fever",), InputKind.OBSERVATIONS
 )
 UNREADABLE_LBP = DataGap(
-    "records-unreadable",
-    "Records that failed FHIR validation were skipped (see data quality) (1): the low back pain episode "
-    "could not be fully checked.",
-    ("episode",),
+    "records-unreadable", GapKind.RECORDS_SKIPPED, ("episode",), problem="unreadable", count=1
 )
 CASES: dict[str, Callable[[], Findings]] = {
     "v1 mri": lambda: findings(orders=[imaging_order("mri-lumbar-without-contrast")]),

@@ -16,6 +16,7 @@ from fhir_mappings.model import (
     DataGap,
     Evidence,
     FlagStatus,
+    GapKind,
     InputKind,
     PatientRecord,
     RedFlag,
@@ -462,7 +463,7 @@ def test_an_urgent_order_usually_appropriate_for_the_urgency_is_left_alone(
 
 
 def test_an_unchecked_red_flag_is_reported_and_the_verdict_stands_on_what_is_known(rules: Rules) -> None:
-    gap = DataGap("observations-not-supplied", "Observations were not supplied.", ("fever",))
+    gap = DataGap("observations-not-supplied", GapKind.NOT_SUPPLIED, ("fever",), InputKind.OBSERVATIONS)
     order = imaging_order("mri-lumbar-without-contrast")
     decision = assess(findings(unknown=["fever"], gaps=[gap], orders=[order]), rules)
     assert decision.variant_ids() == ("V1",)
@@ -509,7 +510,7 @@ def test_unknown_symptom_duration_makes_the_six_week_variant_possible(
 
 
 def test_therapy_that_could_not_be_checked_keeps_v2_and_makes_v3_possible(rules: Rules) -> None:
-    gap = DataGap("procedures-not-supplied", "Procedures were not supplied.", ("therapy",))
+    gap = DataGap("procedures-not-supplied", GapKind.NOT_SUPPLIED, ("therapy",), InputKind.PROCEDURES)
     order = imaging_order("mri-lumbar-without-contrast")
     decision = assess(findings(symptom_days=60, gaps=[gap], orders=[order]), rules)
     assert decision.variant_ids() == ("V2",)
@@ -664,18 +665,14 @@ def test_a_procedure_the_rules_do_not_know_has_no_criteria(rules: Rules) -> None
 # The low back pain diagnosis could not be read: judged as if criteria apply, never "no criteria". -------
 
 UNREADABLE_LBP = DataGap(
-    "records-unreadable",
-    "Records that failed FHIR validation were skipped (see data quality) (1): the low back pain episode "
-    "could not be fully checked.",
-    ("episode",),
+    "records-unreadable", GapKind.RECORDS_SKIPPED, ("episode",), problem="unreadable", count=1
 )
-NO_ACTIVE_LBP = DataGap(
-    "no-active-low-back-pain",
-    "No active low back pain diagnosis was found in the Conditions.",
-    ("episode", "therapy"),
-)
+NO_ACTIVE_LBP = DataGap("no-active-low-back-pain", GapKind.NO_ACTIVE_LOW_BACK_PAIN, ("episode", "therapy"))
 CONDITIONS_INCOMPLETE = DataGap(
-    "conditions-incomplete", "Conditions were only partly supplied.", ("cauda-equina", "episode", "therapy")
+    "conditions-incomplete",
+    GapKind.INCOMPLETE,
+    ("cauda-equina", "episode", "therapy"),
+    InputKind.CONDITIONS,
 )
 
 
