@@ -42,32 +42,6 @@ def _text_nesting_depth_exceeds(raw: bytes, limit: int) -> bool:
     return bool(brackets)
 
 
-def _document_nesting_depth_exceeds(document: Any, limit: int) -> bool:
-    """True when arrays/objects of a parsed document nest deeper than `limit` (for UTF-16/32 bodies).
-
-    Level by level rather than recursive, so a hostile body cannot exhaust the stack.
-    """
-    frontier: list[Any] = [document] if type(document) is dict or type(document) is list else []
-    depth = 1
-    while frontier:
-        if depth > limit:
-            return True
-        deeper: list[Any] = []
-        for node in frontier:
-            children = node.values() if type(node) is dict else node
-            deeper.extend([child for child in children if type(child) is dict or type(child) is list])
-        frontier = deeper
-        depth += 1
-    return False
-
-
-def _nesting_depth_exceeds(raw: bytes, document: Any, limit: int) -> bool:
-    # json.loads also accepts UTF-16 and UTF-32, whose bytes the text check cannot read: rare, walked.
-    if json.detect_encoding(raw).startswith("utf-8"):
-        return _text_nesting_depth_exceeds(raw, limit)
-    return _document_nesting_depth_exceeds(document, limit)
-
-
 # `\u0000` and UTF-16 surrogate escapes; valid pairs (emoji) match too and pass the full check.
 _SURROGATE_OR_NUL_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
 
@@ -111,6 +85,11 @@ def read_json_body(request: Request, *, max_depth: int) -> Any:
     raw = request.get_data(cache=False)
     if not raw.strip():
         raise bad_request("request body is empty; a JSON object is required")
+    if not json.detect_encoding(raw).startswith("utf-8"):
+        # json.loads also reads UTF-16 and UTF-32; JSON exchanged between systems is UTF-8 (RFC 8259 8.1).
+        raise ApiError(
+            400, "invalid-json", "request body must be JSON in UTF-8 (RFC 8259), not UTF-16 or UTF-32"
+        )
     try:
         document = json.loads(raw, parse_constant=_refuse_non_finite)
     except RecursionError:
@@ -134,6 +113,6 @@ def read_json_body(request: Request, *, max_depth: int) -> Any:
         raise ApiError(
             400, "invalid-json", "request body is not valid JSON: a lone UTF-16 surrogate or a NUL character"
         )
-    if _nesting_depth_exceeds(raw, document, max_depth):
+    if _text_nesting_depth_exceeds(raw, max_depth):
         raise bad_request(f"JSON nests deeper than the limit of {max_depth} levels")
     return document

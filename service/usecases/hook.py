@@ -23,7 +23,7 @@ from service.runtime import Runtime
 from service.usecases.decide import decide
 from service.usecases.ports import Caller, RequestLog, no_request_log
 from service.usecases.recording import decision_log_fields, save_decision
-from service.wording.fetch_reasons import missing_reason, why_inputs_missing
+from service.wording.fetch_reasons import missing_reason, what_would_help, why_inputs_missing
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +140,6 @@ def _require_inputs(required: Sequence[str], missing: Mapping[str, str]) -> None
             412,
             "precondition-failed",
             f"cannot assess without the patient's {' and '.join(lacking)} ({reasons}); "
-            "prefetch them or grant fhirServer and fhirAuthorization",
+            + what_would_help([missing[key] for key in lacking]),
             "prefetch",
         )

@@ -6,7 +6,7 @@ why no fetch helped.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from fhir_mappings.model import DataGap, GapKind, InputKind, input_gap_id
@@ -17,7 +17,10 @@ _NO_FETCH = {
     "no-access-token": "the EHR granted no FHIR server access",
     "malformed-access-token": "the FHIR access token was unusable",
     "unsupported-token-type": "the FHIR access token was unusable",
-    "untrusted-fhirServer": "the FHIR server is not on this client's allowlist",
+    "untrusted-fhirServer": (
+        "the fhirServer the EHR named is not trusted for this client (not on its allowlist), so nothing was "
+        "fetched from it"
+    ),
     "template-not-fillable": "the query could not be built from the context",
 }
 _PREFETCH = {
@@ -45,9 +48,18 @@ def missing_reason(reason: str) -> str:
         return (
             f"{_PREFETCH.get(how, 'it was not prefetched')} and {_NO_FETCH.get(why, 'could not be fetched')}"
         )
+    if reason in _NO_FETCH:  # no fetch was tried: not the server's fault
+        return _NO_FETCH[reason]
     if reason.startswith("http-"):
         return f"the EHR's FHIR server answered with an error (HTTP {reason.removeprefix('http-')})"
     return _FETCH_FAILED.get(reason, "the EHR's FHIR server gave an unusable answer")
+
+
+def what_would_help(reasons: Sequence[str]) -> str:
+    """The 412's advice: trust the server for an untrusted one, else prefetch or grant FHIR access."""
+    if any(reason.endswith("untrusted-fhirServer") for reason in reasons):
+        return "prefetch them, or add that FHIR server to this client's fhir_servers in the clients file"
+    return "prefetch them or grant fhirServer and fhirAuthorization"
 
 
 def truncated_reason(reason: str) -> str:

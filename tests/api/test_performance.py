@@ -27,15 +27,28 @@ def _nested_request(levels: int) -> dict[str, Any]:
     return request
 
 
-@pytest.mark.parametrize("encoding", ["utf-8", "utf-16"])
-def test_the_cheap_depth_check_counts_only_real_nesting(client: FlaskClient, encoding: str) -> None:
+def test_the_cheap_depth_check_counts_only_real_nesting(client: FlaskClient) -> None:
     """The nesting limit (64) is checked on the body's text: brackets in strings do not count as levels."""
     for levels, status in ((63, 200), (64, 400)):
-        body = json.dumps(_nested_request(levels), ensure_ascii=False).encode(encoding)
+        body = json.dumps(_nested_request(levels), ensure_ascii=False).encode("utf-8")
         response = client.post(SIGN, data=body, content_type="application/json")
-        assert response.status_code == status, (levels, encoding)
+        assert response.status_code == status, levels
         if status == 400:
             assert "nests deeper than the limit of 64" in json_of(response)["message"]
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-32"])
+def test_a_body_not_in_utf8_is_refused_naming_the_encoding_rule(client: FlaskClient, encoding: str) -> None:
+    body = json.dumps(_nested_request(3)).encode(encoding)
+    response = client.post(SIGN, data=body, content_type="application/json")
+    assert response.status_code == 400
+    assert json_of(response)["error"] == "invalid-json"
+    assert "UTF-8 (RFC 8259)" in json_of(response)["message"]
+
+
+def test_a_utf8_body_with_a_byte_order_mark_is_read(client: FlaskClient) -> None:
+    body = b"\xef\xbb\xbf" + json.dumps(_nested_request(3)).encode("utf-8")
+    assert client.post(SIGN, data=body, content_type="application/json").status_code == 200
 
 
 def test_order_sign_with_200_prefetched_resources_is_judged_on_all_of_them(client: FlaskClient) -> None:

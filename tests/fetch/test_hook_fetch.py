@@ -134,7 +134,12 @@ def test_an_untrusted_fhir_server_is_never_called_and_the_answer_is_412(client: 
 
         assert stranger.received == []
     assert response.status_code == 412
-    assert "patient and conditions" in _body(response)["message"]
+    message = _body(response)["message"]
+    assert "patient and conditions" in message
+    assert "not trusted for this client" in message
+    assert "nothing was fetched" in message
+    assert "unusable answer" not in message  # the server was never asked
+    assert "add that FHIR server to this client's fhir_servers" in message
 
 
 def test_a_401_for_the_patient_is_412_without_the_servers_words(client: FlaskClient, ehr):
