@@ -6,7 +6,8 @@ import os
 from typing import Any
 
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8080')}"  # noqa: S104 - a container listens on all interfaces
-worker_class = "gthread"
+# gthread, with gunicorn's own error pages (414, 431, malformed requests) as the project's JSON errors.
+worker_class = "service.http.gunicorn_worker.JsonErrorsThreadWorker"
 workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count()))
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 # Load the app once in the master (fhir.resources models, rules, value sets) and fork the workers.

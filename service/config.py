@@ -26,6 +26,8 @@ class Settings:
     max_body_bytes: int = 5 * 1024 * 1024
     max_resources: int = 5000  # per prefetch value or Bundle
     max_json_depth: int = 64
+    # A client that sends less body than its Content-Length would hold a request thread: give up after this.
+    body_read_timeout_seconds: float = 10.0
     cors_origins: tuple[str, ...] = ("*",)
     fetch_deadline_seconds: float = 2.0
     fetch_query_timeout_seconds: float = 1.5
@@ -50,6 +52,7 @@ ENVIRONMENT: Mapping[str, str] = {
     "CDS_MAX_BODY_BYTES": "max_body_bytes",
     "CDS_MAX_RESOURCES": "max_resources",
     "CDS_MAX_JSON_DEPTH": "max_json_depth",
+    "CDS_BODY_READ_TIMEOUT_SECONDS": "body_read_timeout_seconds",
     "CDS_CORS_ORIGINS": "cors_origins",
     "CDS_FETCH_DEADLINE_SECONDS": "fetch_deadline_seconds",
     "CDS_FETCH_QUERY_TIMEOUT_SECONDS": "fetch_query_timeout_seconds",

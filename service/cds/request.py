@@ -74,6 +74,23 @@ def _check_bundle(bundle: Mapping[str, Any], where: str, max_resources: int) -> 
             )
 
 
+# Lumbar imaging orders judged per call. An order-sign carries a handful; each judged order costs a card
+# (~4 kB), a rating and an audit row, so thousands in one call are abuse or a client bug, not clinical work.
+MAX_JUDGED_ORDERS = 20
+
+
+def check_order_count(count: int, where: str) -> None:
+    """More lumbar imaging orders than a clinician signs at once: a 400 naming the limit, nothing judged."""
+    if count > MAX_JUDGED_ORDERS:
+        raise ApiError(
+            400,
+            "too-many-orders",
+            f"{where} holds {count} lumbar imaging orders; at most {MAX_JUDGED_ORDERS} are judged per call "
+            "(send them in smaller calls)",
+            where,
+        )
+
+
 def check_unique_orders(draft_orders: Mapping[str, Any], judged: Collection[str]) -> None:
     """Two judged draft orders with one id cannot each get their own card, suggestion and rating.
     Only the orders to judge count: a duplicate id among other draft orders is none of our business."""

@@ -5,12 +5,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import socket
 from typing import Any
 
 from flask import Request
+from werkzeug.exceptions import ClientDisconnected
 
+from service.config import Settings
 from service.errors import ApiError, bad_request
 
 # Every byte but the JSON structure characters, deleted to leave brackets and string quotes.
@@ -71,8 +75,39 @@ def _refuse_non_finite(constant: str) -> Any:
     raise ValueError(constant)
 
 
-def read_json_body(request: Request, *, max_depth: int) -> Any:
-    """The body as JSON, or a 400/415 naming what is wrong. The size limit is Werkzeug's (413)."""
+def _read_body(request: Request, read_timeout: float) -> bytes:
+    """The raw body; a client that stops sending gets a 408 after `read_timeout` seconds, not a thread
+    held until it gives up. Under gunicorn the socket is at hand (`gunicorn.socket`); the wait is per read,
+    so a client trickling bytes is bounded by the body size limit as well."""
+    sock = request.environ.get("gunicorn.socket")
+    previous = sock.gettimeout() if sock is not None else None
+    if sock is not None:
+        sock.settimeout(read_timeout)
+    try:
+        return request.get_data(cache=False)
+    except (TimeoutError, ClientDisconnected):
+        stop_reading(request)
+        raise ApiError(
+            408, "request-timeout", f"the request body stopped arriving (waited {read_timeout:g} s)"
+        ) from None
+    finally:
+        if sock is not None:
+            sock.settimeout(previous)
+
+
+def stop_reading(request: Request) -> None:
+    """The body was not read to its end, so the connection cannot carry another request: close its read
+    side. Gunicorn would otherwise drain the rest of the body on a request thread before the next request
+    (and ignores an app's `Connection: close`); it now sees the end of input and closes after answering."""
+    sock = request.environ.get("gunicorn.socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RD)
+
+
+def read_json_body(request: Request, settings: Settings) -> Any:
+    """The body as JSON, or a 400/408/413/415 naming what is wrong."""
+    max_depth = settings.max_json_depth
     mimetype = request.mimetype
     if (
         mimetype
@@ -82,7 +117,18 @@ def read_json_body(request: Request, *, max_depth: int) -> Any:
         raise ApiError(
             415, "unsupported-media-type", f"Content-Type must be application/json, not {mimetype}"
         )
-    raw = request.get_data(cache=False)
+    raw = _read_body(request, settings.body_read_timeout_seconds)
+    limit = request.max_content_length
+    # A chunked body (no Content-Length) is cut at the limit by Werkzeug, not refused: one more byte from
+    # the server's stream tells a body exactly at the limit from a longer one.
+    if (
+        request.content_length is None
+        and limit is not None
+        and len(raw) >= limit
+        and request.environ["wsgi.input"].read(1)
+    ):
+        stop_reading(request)
+        raise ApiError(413, "payload-too-large", f"request body is larger than the limit of {limit} bytes")
     if not raw.strip():
         raise bad_request("request body is empty; a JSON object is required")
     if not json.detect_encoding(raw).startswith("utf-8"):

@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 import traceback
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from service.errors import ApiError
+from service.http.body import stop_reading
 from service.store import StoreError
 
 logger = logging.getLogger("lbp.errors")
@@ -20,6 +21,7 @@ _HTTP_CODES = {
     403: "forbidden",
     404: "not-found",
     405: "method-not-allowed",
+    408: "request-timeout",
     412: "precondition-failed",
     413: "payload-too-large",
     415: "unsupported-media-type",
@@ -43,6 +45,7 @@ def register_error_handlers(app: Flask) -> None:
     def _http_error(error: HTTPException) -> Response:
         status = error.code or 500
         if status == 413:
+            stop_reading(request)  # the body is not read: never drained on a request thread
             limit = app.config.get("MAX_CONTENT_LENGTH")
             message = f"request body is larger than the limit of {limit} bytes"
         elif status == 404:

@@ -50,7 +50,7 @@ def evaluate() -> ResponseReturnValue:
     started = time.perf_counter()
     runtime_ = runtime()
     as_of = _as_of(request.args.get("asOf"), runtime_.clock().date())
-    body = read_json_body(request, max_depth=runtime_.settings.max_json_depth)
+    body = read_json_body(request, runtime_.settings)
     bundle = _bundle(body, runtime_.settings.max_resources)
     answer = assess_bundle(
         runtime_,

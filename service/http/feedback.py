@@ -26,7 +26,7 @@ def receive_feedback(service_id: str) -> ResponseReturnValue:
     context = runtime()
     if service_id not in context.catalog.services:
         raise ApiError(404, "not-found", "no CDS service with this id")
-    items = parse_feedback(read_json_body(request, max_depth=context.settings.max_json_depth))
+    items = parse_feedback(read_json_body(request, context.settings))
     client = cds_client()
     receipt = context.store.save_feedback(service_id, items, client_iss=client.iss if client else None)
     annotate(feedback_items=receipt.received, feedback_linked=receipt.linked)

@@ -36,7 +36,7 @@ def call_service(service_id: str) -> ResponseReturnValue:
     started = time.perf_counter()
     runtime_ = runtime()
     service = _service(runtime_, service_id)
-    body = read_json_body(request, max_depth=runtime_.settings.max_json_depth)
+    body = read_json_body(request, runtime_.settings)
     hook_request = parse_hook_request(body, service, max_resources=runtime_.settings.max_resources)
     answer = assess_hook(
         runtime_,

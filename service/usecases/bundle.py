@@ -9,6 +9,7 @@ from datetime import date
 from typing import Any
 
 from fhir_mappings import imaging_orders, record_from_bundle
+from service.cds.request import check_order_count
 from service.evaluate_answer import evaluate_answer
 from service.runtime import Runtime
 from service.usecases.decide import decide
@@ -37,6 +38,7 @@ def assess_bundle(
     started = time.perf_counter() if started is None else started
     record, draft_orders, quality_notes = record_from_bundle(bundle)
     orders = imaging_orders(draft_orders)
+    check_order_count(len(orders), "entry")
     findings, decision = decide(runtime.rules, record, orders, as_of, quality_notes=quality_notes)
     assessment_id = runtime.new_id()
     save_decision(

@@ -15,7 +15,7 @@ from typing import Any
 from fhir_mappings import build_record, imaging_orders
 from fhir_mappings.model import ImagingOrder, InputKind
 from service.cds.cards import build_hook_response
-from service.cds.request import HookRequest, check_unique_orders
+from service.cds.request import HookRequest, check_order_count, check_unique_orders
 from service.cds.services import CdsService, ServiceCatalog
 from service.errors import ApiError
 from service.fetch import GatherResult
@@ -45,6 +45,7 @@ def assess_hook(
     started = time.perf_counter() if started is None else started
     log(hookInstance=hook_request.hook_instance, service=service.id)
     orders = imaging_orders(hook_request.draft_orders, hook_request.selections)
+    check_order_count(len(orders), "context.draftOrders")
     check_unique_orders(hook_request.draft_orders, {order.reference for order in orders})
     if not orders:
         log(outcome="no-lumbar-imaging")

@@ -300,3 +300,36 @@ def test_doubled_slashes_are_a_json_404_not_an_html_redirect(client: FlaskClient
     response = client.post("/cds-services//lbp-imaging-order-sign/feedback", json={"feedback": []})
     assert response.status_code == 404
     assert json_of(response)["error"] == "not-found"
+
+
+@pytest.mark.parametrize(("orders", "status"), [(20, 200), (21, 400)])
+def test_more_lumbar_imaging_orders_than_a_clinician_signs_at_once_are_refused(
+    client: FlaskClient, orders: int, status: int
+) -> None:
+    """An order-sign carries a handful; 4,000 orders made a 16.7 MB answer. Past 20, nothing is judged."""
+    request = example_request()
+    entries = request["context"]["draftOrders"]["entry"]
+    template = entries[0]
+    entries[:] = []
+    for index in range(orders):
+        entry = copy.deepcopy(template)
+        entry["resource"]["id"] = f"order-{index}"
+        entries.append(entry)
+    response = client.post(SIGN, json=request)
+    assert response.status_code == status
+    if status == 400:
+        assert json_of(response)["error"] == "too-many-orders"
+        assert "at most 20" in json_of(response)["message"]
+        assert json_of(response)["location"] == "context.draftOrders"
+    else:
+        assert len(json_of(response)["cards"]) == orders
+
+
+def test_non_lumbar_draft_orders_do_not_count_toward_the_bound(client: FlaskClient) -> None:
+    request = example_request()
+    entries = request["context"]["draftOrders"]["entry"]
+    for index in range(30):
+        entries.append(
+            {"resource": {"resourceType": "MedicationRequest", "id": f"med-{index}", "status": "draft"}}
+        )
+    assert client.post(SIGN, json=request).status_code == 200
