@@ -12,7 +12,7 @@ DATABASE_URL ?= sqlite:///$(CURDIR)/var/lbp-imaging-cds.db
 CDS_PUBLIC_BASE_URL ?= http://localhost:$(PORT)
 export PORT CDS_AUTH DATABASE_URL CDS_PUBLIC_BASE_URL
 
-.PHONY: run test lint typecheck pytest install lock clean bench
+.PHONY: run test lint typecheck pytest install lock clean bench drills
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,15 @@ test: lint typecheck pytest
 # Benchmarks (not part of `make test`: timings belong to a quiet machine, not to a test's verdict).
 bench: $(STAMP)
 	$(BIN)/python -m bench.order_sign
+
+# Durability and load drills against real gunicorn on loopback (minutes; figures, not verdicts). The
+# stalled-connection drill puts Debian's nginx in front when it is installed (apt-get install nginx-light).
+drills: $(STAMP)
+	$(BIN)/python -m drills.durability kill --database sqlite
+	$(BIN)/python -m drills.durability kill --database postgres
+	$(BIN)/python -m drills.durability sigterm --calls 600
+	$(BIN)/python -m drills.durability stalled
+	$(BIN)/python -m drills.durability soak --seconds 60
 
 # Re-pin every dependency from requirements*.in in a throwaway virtualenv.
 lock:
