@@ -13,6 +13,7 @@ from service.store import FeedbackItem, FeedbackOutcome, OverrideReason
 from service.store.schema import CODE, URI
 
 MAX_ITEMS = 500
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # Unicode category Cc, as openapi.yaml's pattern
 MAX_SUGGESTIONS_PER_ITEM = 50
 # RFC 3339 date-time (section 5.6): a full date, a full time and an offset; `T` or a space between.
 _RFC3339 = re.compile(
@@ -42,7 +43,7 @@ def _text(item: dict[str, Any], key: str, where: str, *, max_length: int) -> str
         raise bad_request(f"{key} must be a non-empty string", f"{where}.{key}")
     if len(value) > max_length:
         raise bad_request(f"{key} is longer than {max_length} characters", f"{where}.{key}")
-    if not value.isprintable():  # control characters: PostgreSQL refuses NUL in text
+    if _CONTROL.search(value):  # control characters (Unicode Cc): PostgreSQL refuses NUL in text
         raise bad_request(f"{key} holds control characters", f"{where}.{key}")
     return value.strip()
 

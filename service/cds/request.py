@@ -29,6 +29,15 @@ class HookRequest:
     fhir_authorization: Mapping[str, Any] | None
 
 
+# Text that is not blank: a character that is neither white space nor a control (openapi.yaml says the same).
+_VISIBLE = re.compile(r"[^\s\x00-\x1f\x7f-\x9f]")
+_RESOURCE_TYPE = re.compile(r"[A-Z][A-Za-z]+")  # FHIR resource type names: "ServiceRequest"
+
+
+def _is_resource_type(value: object) -> bool:
+    return isinstance(value, str) and _RESOURCE_TYPE.fullmatch(value) is not None
+
+
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
 _EXPECTED: dict[type, str] = {str: "a non-empty string", dict: "an object", list: "an array"}
 
@@ -37,7 +46,7 @@ def _require(container: Mapping[str, Any], key: str, kind: type, where: str) -> 
     if key not in container or container[key] is None:
         raise bad_request(f"{where} is required", where)
     value = container[key]
-    if not isinstance(value, kind) or (isinstance(value, str) and not value.strip()):
+    if not isinstance(value, kind) or (isinstance(value, str) and not _VISIBLE.search(value)):
         raise bad_request(f"{where} must be {_EXPECTED[kind]}", where)
     return value
 
@@ -53,6 +62,8 @@ def _check_bundle(bundle: Mapping[str, Any], where: str, max_resources: int) -> 
     resource_type = bundle.get("resourceType")
     if resource_type != "Bundle":
         raise bad_request(f"{where}.resourceType must be 'Bundle'", f"{where}.resourceType")
+    if "type" in bundle and not isinstance(bundle["type"], str):
+        raise bad_request(f"{where}.type must be a string", f"{where}.type")
     entries = bundle.get("entry", [])
     if not isinstance(entries, list):
         raise bad_request(f"{where}.entry must be an array", f"{where}.entry")
@@ -68,7 +79,7 @@ def _check_bundle(bundle: Mapping[str, Any], where: str, max_resources: int) -> 
         if not isinstance(entry, dict):
             raise bad_request(f"{here} must be an object", here)
         resource = entry.get("resource")
-        if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
+        if not isinstance(resource, dict) or not _is_resource_type(resource.get("resourceType")):
             raise bad_request(
                 f"{here}.resource must be a FHIR resource with a resourceType", f"{here}.resource"
             )
@@ -111,7 +122,7 @@ def check_prefetch_value(value: Any, where: str, max_resources: int) -> None:
     """A prefetch value is a resource, a Bundle, or null (the client has no data)."""
     if value is None:
         return
-    if not isinstance(value, dict) or not isinstance(value.get("resourceType"), str):
+    if not isinstance(value, dict) or not _is_resource_type(value.get("resourceType")):
         raise bad_request(f"{where} must be a FHIR resource, a Bundle or null", where)
     if value["resourceType"] == "Bundle":
         _check_bundle(value, where, max_resources)

@@ -172,7 +172,8 @@ def test_documented_error_answers_pass(
     client: ContractClient, answers: Answers, status: int, body: dict[str, Any]
 ) -> None:
     answers.set("service", status, body, {"WWW-Authenticate": "Bearer"} if status == 401 else None)
-    assert client.post("/cds-services/x", json=hook_request()).status_code == status
+    path = "/cds-services/x" if status == 404 else "/cds-services/lbp-imaging-order-sign"
+    assert client.post(path, json=hook_request()).status_code == status
 
 
 @pytest.mark.parametrize(
@@ -191,7 +192,7 @@ def test_malformed_error_answers_are_caught(
 ) -> None:
     answers.set("service", status, body)
     with pytest.raises(ContractViolation, match=problem):
-        client.post("/cds-services/x", json=hook_request())
+        client.post("/cds-services/lbp-imaging-order-sign", json=hook_request())
 
 
 def test_a_feedback_receipt_passes_and_a_wrong_one_is_caught(

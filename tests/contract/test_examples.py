@@ -145,7 +145,7 @@ def test_order_select_requests_need_selections() -> None:
 def test_fhir_authorization_needs_fhir_server() -> None:
     request = load_example("inferno_order_sign_hook_request")
     del request["fhirServer"]
-    assert errors("HookRequest", request) == ["$: 'fhirServer' is a dependency of 'fhirAuthorization'"]
+    assert errors("HookRequest", request) == ["$: 'fhirServer' is a required property"]
 
 
 def test_pama_rating_response_with_action_lacking_description_fails() -> None:
