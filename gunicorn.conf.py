@@ -3,7 +3,13 @@
 import gc
 import multiprocessing
 import os
+import tempfile
+from pathlib import Path
 from typing import Any
+
+# Prometheus multiprocess mode: each worker writes its counts to files in this folder and /metrics adds
+# them up. Set before the app (and prometheus-client) is loaded; a folder of our own unless one is given.
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="lbp-imaging-cds-metrics-"))
 
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8080')}"  # noqa: S104 - a container listens on all interfaces
 # gthread, with gunicorn's own error pages (414, 431, malformed requests) as the project's JSON errors.
@@ -39,6 +45,19 @@ logconfig_dict = {
     "root": {"level": loglevel.upper(), "handlers": []},
     "loggers": {"gunicorn.error": {"handlers": ["stderr"], "level": loglevel.upper(), "propagate": False}},
 }
+
+
+def on_starting(server: Any) -> None:
+    """Counts from a previous run of this server are not this run's: start from empty files."""
+    for stale in Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).glob("*.db"):
+        stale.unlink()
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """A dead worker's live gauges go; its counters stay in the totals (prometheus-client's rule)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
 
 
 def pre_fork(server: Any, worker: Any) -> None:

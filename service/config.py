@@ -21,6 +21,7 @@ class Settings:
     clients_file: str | None = None
     database_url: str = "sqlite:///var/lbp-imaging-cds.db"
     admin_token: str | None = None
+    metrics_token: str | None = None  # GET /metrics; the admin token also works; off when neither is set
     patient_hash_key: str | None = None
     retention_days: int = 2190  # six years: HIPAA documentation retention, 45 CFR 164.316(b)(2)
     max_body_bytes: int = 5 * 1024 * 1024
@@ -47,6 +48,7 @@ ENVIRONMENT: Mapping[str, str] = {
     "CDS_CLIENTS_FILE": "clients_file",
     "DATABASE_URL": "database_url",
     "CDS_ADMIN_TOKEN": "admin_token",
+    "CDS_METRICS_TOKEN": "metrics_token",
     "CDS_PATIENT_HASH_KEY": "patient_hash_key",
     "CDS_RETENTION_DAYS": "retention_days",
     "CDS_MAX_BODY_BYTES": "max_body_bytes",

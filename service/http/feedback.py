@@ -17,6 +17,8 @@ from service.errors import ApiError
 from service.http.body import read_json_body
 from service.http.context import cds_client, runtime
 from service.http.request_log import annotate
+from service.metrics import observe_feedback
+from service.store.records import FeedbackItem
 
 blueprint = Blueprint("feedback", __name__)
 
@@ -30,4 +32,16 @@ def receive_feedback(service_id: str) -> ResponseReturnValue:
     client = cds_client()
     receipt = context.store.save_feedback(service_id, items, client_iss=client.iss if client else None)
     annotate(feedback_items=receipt.received, feedback_linked=receipt.linked)
+    reasons = context.rules.override_reasons
+    observe_feedback(
+        ((item.outcome.value, _reason_code(item, reasons.system)) for item in items),
+        known_reasons=[reason.code for reason in (*reasons.standard, *reasons.urgent)],
+    )
     return jsonify(receipt.as_json())
+
+
+def _reason_code(item: FeedbackItem, system: str) -> str | None:
+    """The override reason's code when it is one of ours; another system's codes count as `other`."""
+    if item.override_reason is None:
+        return None
+    return item.override_reason.code if item.override_reason.system == system else ""

@@ -14,6 +14,7 @@ from typing import Any
 
 from flask import Flask, Response, g, has_request_context, request
 
+from service.metrics import observe_request
 from service.security.log_format import RECORD_ATTRIBUTES, REQUEST_LOGGER
 
 _FIELDS_KEY = "_lbp_log_fields"
@@ -57,6 +58,7 @@ def _write_request_line(status: int) -> None:
     if client is not None:
         fields["iss"] = client.iss
     logging.getLogger(REQUEST_LOGGER).info("request", extra=fields)
+    observe_request(fields)  # the metrics count what the log line says, nothing more
 
 
 def init_request_logging(app: Flask) -> None:

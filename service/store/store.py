@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Insert, RowMapping, Table, delete, insert, select
+from sqlalchemy import Connection, Engine, Insert, RowMapping, Table, delete, func, insert, select
 from sqlalchemy import String as SqlString
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
@@ -106,6 +106,15 @@ class Store:
     def dialect(self) -> str:
         """ "sqlite" or "postgresql"."""
         return self._engine.dialect.name
+
+    def schema_version(self) -> int:
+        """The schema version the database holds (a round trip: raises StoreError when unreachable)."""
+        try:
+            with self._engine.connect() as connection:
+                version = connection.execute(select(func.max(schema.schema_migrations.c.version))).scalar()
+        except SQLAlchemyError as error:
+            raise StoreError(f"database unreachable: {type(error).__name__}") from error
+        return int(version or 0)
 
     def after_fork(self) -> None:
         """In a forked worker: forget the parent's pooled connections without closing them under it."""

@@ -61,7 +61,11 @@ def assess_hook(
         allowed_servers=caller.fhir_servers,
         hook_instance=hook_request.hook_instance,
     )
-    log(fetch_ms=round(gathered.elapsed_ms, 1), fetched=list(gathered.fetched))
+    log(
+        fetch_ms=round(gathered.elapsed_ms, 1),
+        fetched=list(gathered.fetched),
+        fetch_missing=dict(gathered.missing),  # prefetch key -> reason code, no server detail
+    )
     _require_inputs(catalog.required_prefetch, gathered.missing)
     return _judge(runtime, service, hook_request, orders, gathered, caller=caller, started=started, log=log)
 

@@ -6,7 +6,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from service.cds.cards import CardIds
+from service.cds.cards import CardIds, card_indicator
+from service.metrics import observe_store_write
 from service.rules import Decision
 from service.runtime import Runtime
 from service.usecases.audit_record import audit_record
@@ -26,20 +27,25 @@ def save_decision(
     orderer_reference: str | None = None,
 ) -> None:
     """Written before the response is sent, so no advice reaches a clinician without its audit record."""
-    runtime.store.save_assessment(
-        audit_record(
-            decision,
-            assessment_id=assessment_id,
-            created_at=runtime.clock(),
-            service_id=service_id,
-            hook_instance=hook_instance,
-            client_iss=client_iss,
-            patient_reference=patient_reference,
-            card_ids=card_ids,
-            latency_ms=round((time.perf_counter() - started) * 1000, 3),
-            orderer_reference=orderer_reference,
-        )
+    record = audit_record(
+        decision,
+        assessment_id=assessment_id,
+        created_at=runtime.clock(),
+        service_id=service_id,
+        hook_instance=hook_instance,
+        client_iss=client_iss,
+        patient_reference=patient_reference,
+        card_ids=card_ids,
+        latency_ms=round((time.perf_counter() - started) * 1000, 3),
+        orderer_reference=orderer_reference,
     )
+    write_started = time.perf_counter()
+    try:
+        runtime.store.save_assessment(record)
+    except Exception:
+        observe_store_write(time.perf_counter() - write_started, failed=True)
+        raise
+    observe_store_write(time.perf_counter() - write_started, failed=False)
 
 
 def decision_log_fields(decision: Decision, assessment_id: str) -> dict[str, Any]:
@@ -53,4 +59,5 @@ def decision_log_fields(decision: Decision, assessment_id: str) -> dict[str, Any
         "uncheckedRedFlags": [flag.id for flag in decision.unchecked_flags],
         "urgent": decision.urgent,
         "appropriateness": [judgement.appropriateness.value for judgement in decision.orders],
+        "indicators": [card_indicator(decision, judgement) for judgement in decision.orders],
     }

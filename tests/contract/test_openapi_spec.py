@@ -19,6 +19,8 @@ HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "tra
 # data neither prefetched nor fetchable; 413 body over CDS_MAX_BODY_BYTES; 415 body not JSON; 500 always.
 EXPECTED_ERROR_STATUSES: dict[tuple[str, str], set[str]] = {
     ("get", "/healthz"): {"500"},
+    ("get", "/readyz"): {"500"},
+    ("get", "/metrics"): {"401", "404", "500"},
     ("get", "/cds-services"): {"401", "500"},
     ("post", "/cds-services/lbp-imaging-order-select"): {"400", "401", "403", "412", "413", "415", "500"},
     ("post", "/cds-services/lbp-imaging-order-sign"): {"400", "401", "403", "412", "413", "415", "500"},
