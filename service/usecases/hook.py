@@ -1,8 +1,9 @@
 """A CDS Hooks order-select / order-sign call, from the checked request to the answer and its audit record.
 
 The route: find the lumbar imaging orders (`fhir_mappings.imaging_orders`) -> gather the prefetch, fetching
-what is missing (`service.fetch`) -> 412 without the patient -> build the record (`fhir_mappings`) ->
-`decide` -> cards (`service.cds.cards`) -> the audit record, written before the answer leaves.
+what is missing (`service.fetch`) -> 412 without the patient, or without conditions when no fetch could be
+tried -> build the record (`fhir_mappings`) -> `decide` -> cards (`service.cds.cards`) -> the audit record,
+written before the answer leaves.
 """
 
 from __future__ import annotations
@@ -136,9 +137,21 @@ def _partial_inputs(
     return {catalog.prefetch_inputs[key] for key in keys if catalog.prefetch_inputs[key] in parts}
 
 
+# Reasons that mean no fetch was ever tried: the EHR sent neither the data nor usable access to it.
+_NO_FETCH_TRIED = ("-and-", "untrusted-fhirServer", "template-not-fillable")
+
+
 def _require_inputs(required: Sequence[str], missing: Mapping[str, str]) -> None:
-    """The spec's rule: without the data it needs, a service answers 412."""
-    lacking = [key for key in required if key in missing]
+    """When to answer 412 (CDS Hooks 2.0: "the CDS Service SHALL respond with an HTTP 412" when it needs
+    data it was neither sent nor given access to).
+
+    Without the patient there is nobody to judge: 412, whatever the reason. Another required input
+    (conditions) is a 412 only when no fetch could be tried. When a fetch was tried and the EHR's FHIR
+    server was slow, erred or answered garbage, the clinician still gets the verdict that the order and the
+    data at hand support: the missing input is a data gap named on the card with its reason, absent
+    findings in it are unchecked (never "no red flag"), and the rating is withheld where it depends on it.
+    """
+    lacking = [key for key in required if key in missing and _answer_impossible(key, missing[key])]
     if lacking:
         reasons = "; ".join(f"{key}: {missing_reason(missing[key])}" for key in lacking)
         raise ApiError(
@@ -148,3 +161,7 @@ def _require_inputs(required: Sequence[str], missing: Mapping[str, str]) -> None
             + what_would_help([missing[key] for key in lacking]),
             "prefetch",
         )
+
+
+def _answer_impossible(key: str, reason: str) -> bool:
+    return key == "patient" or any(marker in reason for marker in _NO_FETCH_TRIED)

@@ -188,3 +188,109 @@ def test_with_auth_on_only_the_calling_clients_own_fhir_servers_are_trusted(
     accepted = call_as("ehr-a")
     assert accepted.status_code == 200
     assert len(ehr.received) == 7
+
+
+# A slow or failing FHIR server costs the part of the record it holds, never the whole answer: past the
+# deadline or on an error, what is missing is named on the card with why, what could not be checked stays
+# unchecked (never "no red flag"), and no PAMA rating is recorded when the missing part could change it.
+
+
+def _partial_card(response: TestResponse) -> dict[str, Any]:
+    assert response.status_code == 200, response.get_data(as_text=True)
+    body = _body(response)
+    assert "systemActions" not in body or body["systemActions"] == []  # no rating on a provisional verdict
+    card: dict[str, Any] = body["cards"][0]
+    card["detail"] = card["detail"].replace("\\", "")  # markdown escapes out of the way
+    assert card["indicator"] == "warning"
+    assert "an urgent red flag could not be checked" in card["summary"]
+    assert "**Suspected cauda equina syndrome could not be checked**" in card["detail"]
+    assert "No Conditions" in card["detail"]
+    return card
+
+
+def test_conditions_past_the_deadline_get_a_labelled_partial_verdict_on_time(client: FlaskClient, ehr):
+    ehr.knobs.delay_seconds = {"Condition": 5.0}
+
+    started = time.perf_counter()
+    response = client.post(SIGN, json=_fetching(_example(), ehr.base_url))
+    elapsed = time.perf_counter() - started
+
+    card = _partial_card(response)
+    assert (
+        "Conditions (problems and diagnoses): the EHR's FHIR server did not answer in time" in card["detail"]
+    )
+    assert "provisional" in card["detail"]
+    assert elapsed < 1.0 + 0.3
+    assert "V7 (suspected cancer or infection, or immunosuppression) could apply" in card["detail"]
+
+
+def test_conditions_answered_with_a_server_error_get_a_labelled_partial_verdict(client: FlaskClient, ehr):
+    ehr.knobs.status = {"Condition": 500}
+
+    card = _partial_card(client.post(SIGN, json=_fetching(_example(), ehr.base_url)))
+
+    assert "the EHR's FHIR server answered with an error (HTTP 500)" in card["detail"]
+    assert "SECRET-SERVER-DETAIL" not in card["detail"]
+
+
+def test_conditions_answered_with_garbage_get_a_labelled_partial_verdict(client: FlaskClient, ehr):
+    ehr.knobs.raw_body = {"Condition": b"<html>gateway says hello</html>"}
+
+    card = _partial_card(client.post(SIGN, json=_fetching(_example(), ehr.base_url)))
+
+    assert "the EHR's FHIR server gave an unusable answer" in card["detail"]
+    assert "gateway says hello" not in card["detail"]
+
+
+def test_a_red_flag_in_what_was_read_is_shown_and_acted_on_when_conditions_fail(client: FlaskClient, ehr):
+    ehr.knobs.status = {"Condition": 503}
+    ehr.add(
+        {
+            "resourceType": "Observation",
+            "id": "temp-fever",
+            "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "8310-5"}]},
+            "subject": {"reference": "Patient/example-lbp-1"},
+            "effectiveDateTime": "2026-11-25T08:00:00Z",
+            "valueQuantity": {
+                "value": 39.1,
+                "unit": "Cel",
+                "system": "http://unitsofmeasure.org",
+                "code": "Cel",
+            },
+        }
+    )
+
+    response = client.post(SIGN, json=_fetching(_example(), ehr.base_url))
+
+    assert response.status_code == 200
+    card = _body(response)["cards"][0]
+    facts = card["extension"]["lbp-imaging-cds"]
+    assert "fever" in facts["redFlags"]
+    assert facts["variants"] == ["V7"]
+    assert facts["appropriateness"] == "usually-appropriate"
+    assert "Observation/temp-fever, LOINC 8310-5, 2026-11-25T08:00:00Z, 39.1 °C" in card["detail"]
+    assert "HTTP 503" in card["detail"].replace("\\", "")
+    assert "**Suspected cauda equina syndrome could not be checked**" in card["detail"]
+    # What the missing conditions could add would not lower "usually appropriate": rated as usual.
+    assert _body(response)["systemActions"]
+
+
+def test_the_patient_failing_at_the_server_is_still_412(client: FlaskClient, ehr):
+    ehr.knobs.status = {"Patient": 500}
+    ehr.knobs.delay_seconds = {"Condition": 5.0}
+
+    response = client.post(SIGN, json=_fetching(_example(), ehr.base_url))
+
+    assert response.status_code == 412
+    assert "without the patient's patient" in _body(response)["message"]
+
+
+def test_conditions_neither_sent_nor_fetchable_are_still_412(client: FlaskClient, ehr):
+    request = _example()
+    del request["prefetch"]["conditions"]  # no fhirServer either: nothing could be fetched
+
+    response = client.post(SIGN, json=request)
+
+    assert response.status_code == 412
+    assert "conditions" in _body(response)["message"]
