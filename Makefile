@@ -11,8 +11,9 @@ CDS_AUTH ?= disabled
 DATABASE_URL ?= sqlite:///$(CURDIR)/var/lbp-imaging-cds.db
 CDS_PUBLIC_BASE_URL ?= http://localhost:$(PORT)
 export PORT CDS_AUTH DATABASE_URL CDS_PUBLIC_BASE_URL
+CHROMIUM_STAMP := $(VENV)/.chromium
 
-.PHONY: run test lint typecheck pytest install lock clean bench drills
+.PHONY: run test lint typecheck pytest install lock clean bench drills screenshots docker-smoke
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -21,9 +22,15 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 install: $(STAMP)
 
+# Debian's Chromium for the browser tests (scripts/install-chromium.sh; apt-get, as root or with sudo).
+$(CHROMIUM_STAMP): scripts/install-chromium.sh | $(STAMP)
+	scripts/install-chromium.sh
+	touch $(CHROMIUM_STAMP)
+
+# The service with the order-entry demo page at http://localhost:$(PORT)/demo (auth off: local only).
 run: $(STAMP)
 	mkdir -p var
-	$(BIN)/gunicorn --config gunicorn.conf.py 'service:create_app()'
+	CDS_DEMO=$${CDS_DEMO:-true} $(BIN)/gunicorn --config gunicorn.conf.py 'service:create_app()'
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -32,7 +39,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+pytest: $(STAMP) $(CHROMIUM_STAMP)
 	$(BIN)/pytest
 
 # The whole suite: lint, types, then every test (unit, API, contract, scenarios, PostgreSQL, gunicorn).
@@ -50,6 +57,14 @@ drills: $(STAMP)
 	$(BIN)/python -m drills.durability sigterm --calls 600
 	$(BIN)/python -m drills.durability stalled
 	$(BIN)/python -m drills.durability soak --seconds 60
+
+# Build and run the image here (a Docker engine: ../shared/tools/docker-here.sh as root); not in `make test`.
+docker-smoke:
+	scripts/docker-smoke.sh
+
+# The README's screenshots of the demo page, taken by the browser tests in headless Chromium.
+screenshots: $(STAMP) $(CHROMIUM_STAMP)
+	LBP_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(BIN)/pytest -q tests/browser -k "urgent_card or suggestion_taken or taking_a_suggestion"
 
 # Re-pin every dependency from requirements*.in in a throwaway virtualenv.
 lock:

@@ -13,6 +13,7 @@ from service.cds.services import load_catalog
 from service.config import ConfigError, Settings, load_settings
 from service.fetch import PrefetchGatherer
 from service.http import admin as admin_http
+from service.http import demo as demo_http
 from service.http import evaluate, health, hooks
 from service.http import feedback as feedback_http
 from service.http.context import EXTENSION_KEY
@@ -54,6 +55,11 @@ def create_app(
     new_id = new_id or new_uuid
 
     check_terminology()  # value sets and criteria: a broken file fails start-up, not a request
+    if settings.demo and settings.auth != "disabled":
+        raise ConfigError(
+            "CDS_DEMO=true needs CDS_AUTH=disabled: the demo page calls the hooks unsigned, as the CDS Hooks "
+            "Sandbox does, so it must never run where real patients are"
+        )
     clients = _client_registry(settings)
     store = Store.open(settings.database_url, patient_hash_key=settings.patient_hash_key, clock=clock)
     runtime = Runtime(
@@ -93,6 +99,9 @@ def create_app(
         admin_http.blueprint,
     ):
         app.register_blueprint(blueprint)
+    if settings.demo:
+        app.register_blueprint(demo_http.blueprint)
+        logger.warning("demo page ON at /demo (CDS_DEMO=true): synthetic patients only")
     logger.info(
         "service ready",
         extra={"auth": settings.auth, "database": store.dialect, "rules_version": runtime.rules.version},

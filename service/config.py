@@ -38,6 +38,10 @@ class Settings:
     jwks_fetch_timeout_seconds: float = 3.0
     quiet_when_appropriate: bool = False
     log_level: str = "INFO"
+    # The order-entry demo page (/demo): only with auth disabled, never with real patients.
+    demo: bool = False
+    demo_fhir_server: str | None = None  # the page's "EHR" FHIR server; None: the sample patients
+    demo_patients_folder: str | None = None  # None: examples/patients
 
 
 # Environment variable -> Settings field.
@@ -63,6 +67,9 @@ ENVIRONMENT: Mapping[str, str] = {
     "CDS_JWT_LEEWAY_SECONDS": "jwt_leeway_seconds",
     "CDS_JWKS_FETCH_TIMEOUT_SECONDS": "jwks_fetch_timeout_seconds",
     "CDS_QUIET_WHEN_APPROPRIATE": "quiet_when_appropriate",
+    "CDS_DEMO": "demo",
+    "CDS_DEMO_FHIR_SERVER": "demo_fhir_server",
+    "CDS_DEMO_PATIENTS": "demo_patients_folder",
     "LOG_LEVEL": "log_level",
 }
 _FIELD_TYPES = {f.name: f.type for f in fields(Settings)}

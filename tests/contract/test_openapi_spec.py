@@ -29,6 +29,14 @@ EXPECTED_ERROR_STATUSES: dict[tuple[str, str], set[str]] = {
     ("post", "/evaluate"): {"400", "401", "413", "415", "500"},
     ("get", "/assessments/{assessmentId}"): {"400", "401", "404", "500"},
     ("get", "/reports/summary"): {"400", "401", "404", "500"},
+    # The demo room (CDS_DEMO=true only; 404 otherwise).
+    ("get", "/demo"): {"404", "500"},
+    ("get", "/demo/static/{name}"): {"404", "500"},
+    ("get", "/demo/api/config"): {"404", "500"},
+    ("get", "/demo/api/patients"): {"404", "500"},
+    ("get", "/demo/api/draft-order"): {"400", "404", "500"},
+    ("get", "/demo/fhir/{resourceType}"): {"400", "404", "500", "502"},
+    ("get", "/demo/fhir/{resourceType}/{resourceId}"): {"400", "404", "500", "502"},
 }
 CORS_PATHS = {
     "/cds-services",
@@ -94,7 +102,9 @@ def test_every_error_answer_is_a_json_error_body(operation: tuple[str, str]) -> 
         if not status.startswith(("4", "5")) or status == "503":
             continue
         schema = _resolve(response)["content"]["application/json"]["schema"]
-        refs = [schema.get("$ref")] + [part.get("$ref") for part in schema.get("allOf", [])]
+        # anyOf: the demo FHIR server's OperationOutcome, or the service's own error body.
+        parts = schema.get("allOf", []) + schema.get("anyOf", [])
+        refs = [schema.get("$ref")] + [part.get("$ref") for part in parts]
         expected = (
             "#/components/schemas/UnauthorizedBody" if status == "401" else "#/components/schemas/ErrorBody"
         )

@@ -44,6 +44,7 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "DATABASE_URL": f"sqlite:///{tmp_path / 'contract.db'}",
         "CDS_ADMIN_TOKEN": ADMIN_TOKEN,
         "CDS_PATIENT_HASH_KEY": "schemathesis-hash-key",
+        "CDS_DEMO": "true",  # the demo room is fuzzed too: bad input there must not be a 500 either
     }
     with (tmp_path / "gunicorn.log").open("wb") as log:
         process = subprocess.Popen(

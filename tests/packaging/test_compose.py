@@ -202,3 +202,28 @@ def test_the_password_reaches_both_sides(raw_compose: dict[str, Any]) -> None:
         ":s3cret@postgres:5432/"
         in chosen["services"]["lbp-imaging-cds-replicated"]["environment"]["DATABASE_URL"]
     )
+
+
+def test_the_demo_profile_seeds_a_real_fhir_server_and_serves_the_page_from_it(
+    compose: dict[str, Any],
+) -> None:
+    services = compose["services"]
+    hapi, seeder, demo = services["hapi"], services["demo-seeder"], services["lbp-imaging-cds-demo"]
+    assert hapi["profiles"] == seeder["profiles"] == demo["profiles"] == ["demo"]
+    assert re.fullmatch(r"hapiproject/hapi:v\d+\.\d+\.\d+(-\d+)?", hapi["image"]), "a pinned HAPI FHIR tag"
+    server = "http://hapi:8080/fhir"
+    assert seeder["command"][:4] == ["python", "-m", "service.demo.seed", "--fhir-server"]
+    assert seeder["command"][4] == server
+    assert seeder["image"] == services["lbp-imaging-cds"]["image"]  # the service's own image, no other
+    assert seeder["restart"] == "no"
+    environment = demo["environment"]
+    assert environment["CDS_DEMO"] == "true"
+    assert environment["CDS_AUTH"] == "disabled"
+    assert environment["CDS_DEMO_FHIR_SERVER"] == server
+    assert demo["depends_on"]["demo-seeder"]["condition"] == "service_completed_successfully"
+    clients_mount = next(m for m in demo["volumes"] if m.get("target") == environment["CDS_CLIENTS_FILE"])
+    clients = yaml.safe_load((REPOSITORY / clients_mount["source"]).read_text(encoding="utf-8"))
+    assert [entry["fhir_servers"] for entry in clients["clients"]] == [[server]]
+    assert "CDS_DEMO" not in services["lbp-imaging-cds"]["environment"], "the default service has no demo"
+    published = {port.split(":")[0] for name in services for port in services[name].get("ports", [])}
+    assert len(published) == sum(len(s.get("ports", [])) for s in services.values()), "a host port used twice"

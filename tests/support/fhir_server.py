@@ -162,6 +162,11 @@ class _Handler(BaseHTTPRequestHandler):
             return
         segments = url.path.removeprefix(fhir.base_path + "/").split("/")
         resource_type = segments[0]
+        if segments == ["metadata"]:
+            self._json(
+                200, {"resourceType": "CapabilityStatement", "status": "active", "fhirVersion": "4.0.1"}
+            )
+            return
         knobs = fhir.knobs
         if resource_type in knobs.delay_seconds:
             fhir.sleep(knobs.delay_seconds[resource_type])
@@ -265,6 +270,36 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             fhir.streamed_bytes[resource_type] = sent
             self.close_connection = True
+
+    def do_POST(self) -> None:
+        """A transaction Bundle at the base (PUT entries only, as the demo seeder sends)."""
+        fhir = self.server.fhir
+        url = urlsplit(self.path)
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        fhir.record(ReceivedRequest("POST", url.path, parse_qs(url.query), headers, self.client_address[1]))
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        if url.path.rstrip("/") != fhir.base_path:
+            self._outcome(404, "not-found", "transactions are posted to the base")
+            return
+        try:
+            bundle = json.loads(body)
+        except ValueError:
+            self._outcome(400, "invalid", "not JSON")
+            return
+        if bundle.get("resourceType") != "Bundle" or bundle.get("type") != "transaction":
+            self._outcome(400, "invalid", "not a transaction Bundle")
+            return
+        responses = []
+        for entry in bundle.get("entry", []):
+            request, resource = entry.get("request", {}), entry.get("resource", {})
+            expected = f"{resource.get('resourceType')}/{resource.get('id')}"
+            if request.get("method") != "PUT" or request.get("url") != expected:
+                self._outcome(400, "not-supported", f"only PUT {expected} is supported")
+                return
+            with fhir._lock:
+                fhir.add(resource)
+            responses.append({"response": {"status": "201 Created", "location": f"{expected}/_history/1"}})
+        self._json(200, {"resourceType": "Bundle", "type": "transaction-response", "entry": responses})
 
     def _outcome(self, status: int, code: str, text: str) -> None:
         outcome = {
