@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from datetime import date
 from pathlib import Path
 from typing import Any
 
+from service.audit.progress import progress_for
+from service.audit.reader import ExportError
+from service.audit.run import Options, run_audit
 from service.audit.synth import KNOWN_ANSWERS, write_export
 
 
@@ -20,8 +25,32 @@ def _count(text: str) -> int:
     return value
 
 
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an ISO date (YYYY-MM-DD), got {text!r}") from None
+
+
 def add_audit_commands(commands: Any) -> None:
     """Adds the subcommands to the CLI's subparsers (`argparse._SubParsersAction`, private in typeshed)."""
+    audit = commands.add_parser(
+        "audit",
+        help="judge every lumbar imaging order of a FHIR Bulk Data export as of its own date",
+    )
+    audit.add_argument("export", type=Path, metavar="EXPORT_DIR", help="folder of .ndjson / .ndjson.gz files")
+    audit.add_argument("--out", type=Path, required=True, metavar="REPORT_DIR", help="folder to write")
+    audit.add_argument("--from", dest="start", type=_day, help="first order date to judge (inclusive)")
+    audit.add_argument("--to", dest="end", type=_day, help="last order date to judge (inclusive)")
+    audit.add_argument(
+        "--show-patient-ids",
+        action="store_true",
+        help="write patient references as they are (default: keyed hashes with CDS_PATIENT_HASH_KEY, "
+        "or with a key made for this run only)",
+    )
+    audit.add_argument(
+        "--workers", type=_count, default=os.cpu_count() or 1, help="processes (default: every core)"
+    )
     synth = commands.add_parser(
         "synth-export",
         help="write a synthetic FHIR Bulk Data export with its known answers (for tests and benchmarks)",
@@ -38,7 +67,7 @@ def add_audit_commands(commands: Any) -> None:
 
 def run_audit_command(arguments: argparse.Namespace) -> int:
     if arguments.command == "synth-export":
-        summary = write_export(
+        written = write_export(
             arguments.out,
             patients=arguments.patients,
             seed=arguments.seed,
@@ -46,11 +75,32 @@ def run_audit_command(arguments: argparse.Namespace) -> int:
             compress=not arguments.no_gzip,
             patients_per_file=arguments.patients_per_file,
         )
-        total = sum(summary.resources.values())
+        total = sum(written.resources.values())
         print(
-            f"wrote {summary.patients} patients, {total} resources, {summary.orders} lumbar imaging orders "
-            f"to {summary.folder}; known answers in {summary.folder / KNOWN_ANSWERS}"
+            f"wrote {written.patients} patients, {total} resources, {written.orders} lumbar imaging orders "
+            f"to {written.folder}; known answers in {written.folder / KNOWN_ANSWERS}"
         )
         return 0
-    print(f"error: unknown command {arguments.command}", file=sys.stderr)
-    return 2
+    options = Options(
+        export=arguments.export,
+        out=arguments.out,
+        start=arguments.start,
+        end=arguments.end,
+        show_patient_ids=arguments.show_patient_ids,
+        workers=arguments.workers,
+    )
+    if options.start and options.end and options.start > options.end:
+        print("error: --from is after --to", file=sys.stderr)
+        return 2
+    try:
+        summary = run_audit(options, progress=progress_for(sys.stderr))
+    except ExportError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    orders = summary["orders"]
+    bad = summary["input"]["badInput"]["count"]
+    print(
+        f"judged {orders['judged']} lumbar imaging orders of {summary['patients']} patients "
+        f"in {summary['seconds']} s; {bad} unusable lines (bad-input.csv); report in {options.out}"
+    )
+    return 0

@@ -240,6 +240,7 @@ class _Files:
     handles: dict[str, IO[str]] = field(default_factory=dict)
     part: int = -1
     counts: dict[str, int] = field(default_factory=dict)
+    issued: int = 0  # resource ids are a running number over the export: they never name the patient
 
     def rotate(self, patient_index: int) -> None:
         part = patient_index // self.patients_per_file
@@ -294,15 +295,14 @@ def _years_between(born: date, on: date) -> int:
 
 @dataclass(slots=True)
 class _Patient:
-    """Writes one patient's resources; ids are the patient's id plus a running number."""
+    """Writes one patient's resources; ids are opaque (a running number over the whole export)."""
 
     pid: str
     files: _Files
-    counter: int = 0
 
     def new_id(self, prefix: str) -> str:
-        self.counter += 1
-        return f"{prefix}-{self.pid}-{self.counter}"
+        self.files.issued += 1
+        return f"{prefix}-{self.files.issued:x}"
 
     def condition(
         self, coding: tuple[str, str, str], onset: date, *, active: bool = True, recorded: date | None = None
