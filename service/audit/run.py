@@ -15,7 +15,7 @@ import secrets
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from fhir_mappings.inputs import KIND_OF_TYPE
 from fhir_mappings.model import InputKind
 from fhir_mappings.orders import is_lumbar_imaging
 from service.audit.judge import Context, is_lumbar_study, judge_patient, names_low_back_pain
+from service.audit.measure import MeasureTally, evaluate, load_measure
 from service.audit.partition import (
     FileStats,
     bucket_count,
@@ -47,7 +48,9 @@ def is_interesting(line: Line) -> bool:
     if line.kind == "ImagingStudy":
         return is_lumbar_study(line.resource)
     if line.kind == "Condition":
-        return names_low_back_pain(line.resource)
+        return names_low_back_pain(line.resource) or load_measure().matches(
+            "low-back-pain", line.resource.get("code")
+        )
     return False
 
 
@@ -60,6 +63,7 @@ class Options:
     show_patient_ids: bool = False
     workers: int = 1
     hash_key: bytes | None = None
+    measure_year: int | None = None  # the year the report shows first (default: the latest one)
 
 
 @dataclass(slots=True)
@@ -67,6 +71,7 @@ class BucketResult:
     bucket: int
     rows: list[dict[str, Any]]
     issues: list[Issue]
+    measure: list[dict[str, Any]] = field(default_factory=list)  # one per patient and year
     patients: int = 0
     judged_patients: int = 0
     outside_window: int = 0
@@ -115,6 +120,8 @@ def judge_bucket(work: _Work, bucket: int) -> BucketResult:
         result.outside_window += judged.outside_window
         result.not_orders += judged.not_orders
         result.linked_studies += judged.linked_studies
+        label = work.context.patient_label(f"Patient/{patient}")
+        result.measure.extend(outcome.as_json(label) for outcome in evaluate(lines))
     return result
 
 
@@ -200,10 +207,12 @@ def run_audit(options: Options, progress: Progress | None = None) -> dict[str, A
                 # Pass 2 forks after the work is set, so every worker inherits it.
                 pool = multiprocessing.get_context("fork").Pool(options.workers)
             writer = RowWriter(options.out)
+            measure = MeasureTally(options.out / "measure-patients.csv")
             totals = BucketResult(-1, rows=[], issues=[])
             try:
                 for done, result in enumerate(_map(pool, _judge_forked, range(buckets)), start=1):
                     writer.write(result.rows)
+                    measure.write(result.measure)
                     totals.issues.extend(result.issues)
                     totals.patients += result.patients
                     totals.judged_patients += result.judged_patients
@@ -214,6 +223,7 @@ def run_audit(options: Options, progress: Progress | None = None) -> dict[str, A
                         progress("judge", done, buckets, totals.patients)
             finally:
                 writer.close()
+                measure.close()
     finally:
         _WORK = None
         if pool is not None:
@@ -265,6 +275,7 @@ def run_audit(options: Options, progress: Progress | None = None) -> dict[str, A
             "studiesLinkedToAJudgedOrder": totals.linked_studies,
             "notJudged": [f"{issue.why}" for issue in totals.issues],
         },
+        "measure": measure.as_json(options.measure_year),
         "seconds": round(seconds, 3),
         "workers": options.workers,
         "buckets": buckets,
