@@ -1,10 +1,13 @@
-"""Command line for operators: the summary report and the retention purge.
+"""Command line for operators: the summary report, the retention purge and the retrospective audit.
 
     python -m service.cli report [--from 2024-05-01] [--to 2024-05-31] [--orderer Practitioner/123] [--json]
     python -m service.cli purge [--older-than-days N]
+    python -m service.cli audit EXPORT_DIR --out REPORT_DIR [--from D] [--to D] [--show-patient-ids]
+    python -m service.cli synth-export --patients N --seed S --out DIR
 
-Settings come from the environment as for the service (DATABASE_URL, CDS_RETENTION_DAYS, ...). Exit
-status: 0 done, 1 the database failed, 2 bad arguments or settings.
+Settings come from the environment as for the service (DATABASE_URL, CDS_RETENTION_DAYS, ...); `audit`
+and `synth-export` need no database (`service/audit/commands.py`). Exit status: 0 done, 1 the database
+failed, 2 bad arguments or settings (for `audit`: an empty or missing export folder).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
+from service.audit.commands import add_audit_commands, run_audit_command
 from service.config import ConfigError, load_settings
 from service.store import ReportParameterError, Store, StoreError, format_summary, report_window
 from service.store.records import iso_utc
@@ -56,12 +60,15 @@ def _parser() -> argparse.ArgumentParser:
         type=_positive_int,
         help="retention in days (default: CDS_RETENTION_DAYS)",
     )
+    add_audit_commands(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(message)s")
+    if arguments.command in ("audit", "synth-export"):
+        return run_audit_command(arguments)
     now = datetime.now(UTC)
     try:
         settings = load_settings()
