@@ -13,7 +13,7 @@ CDS_PUBLIC_BASE_URL ?= http://localhost:$(PORT)
 export PORT CDS_AUTH DATABASE_URL CDS_PUBLIC_BASE_URL
 CHROMIUM_STAMP := $(VENV)/.chromium
 
-.PHONY: run test lint typecheck pytest install lock clean bench drills screenshots docker-smoke
+.PHONY: run test lint typecheck pytest install lock clean bench bench-audit drills screenshots docker-smoke
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,10 @@ test: lint typecheck pytest
 # Benchmarks (not part of `make test`: timings belong to a quiet machine, not to a test's verdict).
 bench: $(STAMP)
 	$(BIN)/python -m bench.order_sign
+
+# The retrospective audit over a generated export of 20,000 patients: patients/s, resources/s, peak RSS.
+bench-audit: $(STAMP)
+	$(BIN)/python -m bench.audit --patients 20000
 
 # Durability and load drills against real gunicorn on loopback (minutes; figures, not verdicts). The
 # stalled-connection drill puts Debian's nginx in front when it is installed (apt-get install nginx-light).

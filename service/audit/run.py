@@ -24,6 +24,7 @@ from fhir_mappings import check_terminology
 from fhir_mappings.inputs import KIND_OF_TYPE
 from fhir_mappings.model import InputKind
 from fhir_mappings.orders import is_lumbar_imaging
+from service.audit.html import render
 from service.audit.judge import Context, is_lumbar_study, judge_patient, names_low_back_pain
 from service.audit.measure import MeasureTally, evaluate, load_measure
 from service.audit.partition import (
@@ -281,4 +282,5 @@ def run_audit(options: Options, progress: Progress | None = None) -> dict[str, A
         "buckets": buckets,
     }
     (options.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    (options.out / "report.html").write_text(render(summary), encoding="utf-8")
     return summary

@@ -71,7 +71,9 @@ def test_the_mappings_import_nothing_from_the_service() -> None:
     assert offenders == []
 
 
-@pytest.mark.parametrize("core", ["service.usecases", "service.rules", "service.cds", "service.wording"])
+@pytest.mark.parametrize(
+    "core", ["service.usecases", "service.rules", "service.cds", "service.wording", "service.audit"]
+)
 def test_the_core_does_not_reach_back_into_the_http_layer(core: str) -> None:
     offenders = sorted(
         f"{module} imports {imported}"
