@@ -9,6 +9,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from service.audit.engines import DaskEngine
 from service.audit.progress import progress_for
 from service.audit.reader import ExportError
 from service.audit.run import Options, run_audit
@@ -50,6 +51,17 @@ def add_audit_commands(commands: Any) -> None:
     )
     audit.add_argument(
         "--workers", type=_count, default=os.cpu_count() or 1, help="processes (default: every core)"
+    )
+    audit.add_argument(
+        "--engine",
+        choices=("local", "dask"),
+        default="local",
+        help="local: this machine's processes (default); dask: a Dask cluster (see --dask-scheduler)",
+    )
+    audit.add_argument(
+        "--dask-scheduler",
+        metavar="ADDRESS",
+        help="the Dask scheduler, e.g. tcp://scheduler:8786 (default: a local cluster of --workers)",
     )
     synth = commands.add_parser(
         "synth-export",
@@ -93,7 +105,11 @@ def run_audit_command(arguments: argparse.Namespace) -> int:
         print("error: --from is after --to", file=sys.stderr)
         return 2
     try:
-        summary = run_audit(options, progress=progress_for(sys.stderr))
+        if arguments.engine == "dask":
+            with DaskEngine(arguments.dask_scheduler, workers=arguments.workers) as engine:
+                summary = run_audit(options, progress=progress_for(sys.stderr), engine=engine)
+        else:
+            summary = run_audit(options, progress=progress_for(sys.stderr))
     except ExportError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

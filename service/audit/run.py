@@ -17,8 +17,9 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from fhir_mappings import check_terminology
 from fhir_mappings.inputs import KIND_OF_TYPE
@@ -36,7 +37,7 @@ from service.audit.partition import (
 )
 from service.audit.reader import Issue, Line, export_files
 from service.audit.report import RowWriter, write_issues
-from service.rules import load_rules
+from service.rules import Rules, load_rules
 
 HASH_KEY_ENV = "CDS_PATIENT_HASH_KEY"
 Progress = Callable[[str, int, int, int], None]  # phase, done, total, patients so far
@@ -93,12 +94,12 @@ class _Labeller:
     """Patient references as keyed hashes (HMAC-SHA256), or as themselves with --show-patient-ids."""
 
     def __init__(self, key: bytes | None) -> None:
-        self._key = key
+        self.key = key
 
     def __call__(self, reference: str) -> str:
-        if self._key is None:
+        if self.key is None:
             return reference
-        return hmac.new(self._key, reference.encode(), hashlib.sha256).hexdigest()
+        return hmac.new(self.key, reference.encode(), hashlib.sha256).hexdigest()
 
 
 def judge_bucket(work: _Work, bucket: int) -> BucketResult:
@@ -134,6 +135,50 @@ def _judge_forked(bucket: int) -> BucketResult:
     return judge_bucket(_WORK, bucket)
 
 
+class Engine(Protocol):
+    """Runs tasks elsewhere (`service.audit.engines.DaskEngine`) and yields results in submission order."""
+
+    def map(self, function: Callable[..., Any], *iterables: Sequence[Any]) -> Iterator[Any]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class WorkSpec:
+    """Pass 2 for a worker of another engine: everything in it pickles; the worker loads the rules itself
+    (the same release's files) and refuses to judge if their version is not the one the run started with."""
+
+    spill: Path
+    files: int
+    supplied: frozenset[InputKind]
+    incomplete: frozenset[InputKind]
+    hash_key: bytes | None
+    start: date | None
+    end: date | None
+    rules_version: str
+
+
+@lru_cache(maxsize=1)
+def _worker_rules() -> Rules:
+    check_terminology()
+    return load_rules()
+
+
+def judge_spec(spec: WorkSpec, bucket: int) -> BucketResult:
+    rules = _worker_rules()
+    if rules.version != spec.rules_version:
+        raise RuntimeError(
+            f"a worker has rules {rules.version}, the run {spec.rules_version}: deploy one release"
+        )
+    context = Context(
+        rules=rules,
+        supplied=spec.supplied,
+        incomplete=spec.incomplete,
+        patient_label=_Labeller(spec.hash_key),
+        start=spec.start,
+        end=spec.end,
+    )
+    return judge_bucket(_Work(spec.spill, spec.files, context), bucket)
+
+
 def _partition_forked(job: tuple[int, Path, int, Path]) -> FileStats:
     index, path, buckets, spill = job
     return partition_file(index, path, buckets, spill, is_interesting)
@@ -163,8 +208,14 @@ def _map(
     return iter(pool.imap(function, jobs, chunksize=1))
 
 
-def run_audit(options: Options, progress: Progress | None = None) -> dict[str, Any]:
+def run_audit(
+    options: Options, progress: Progress | None = None, engine: Engine | None = None
+) -> dict[str, Any]:
     """Runs the audit and writes REPORT_DIR; returns the summary (also written as summary.json).
+
+    `engine`: run both passes on another engine (a Dask cluster) instead of this machine's processes; the
+    spill folder (inside REPORT_DIR) must then be on storage every worker reads. Results come back in
+    bucket order either way, so the report is the same.
 
     Raises `ExportError` for a missing or empty export folder, before writing anything.
     """
@@ -182,13 +233,15 @@ def run_audit(options: Options, progress: Progress | None = None) -> dict[str, A
         key_is_per_run = not env_key
     labeller = _Labeller(None if options.show_patient_ids else key)
     buckets = bucket_count(files)
-    pool = multiprocessing.get_context("fork").Pool(options.workers) if options.workers > 1 else None
+    local = engine is None and options.workers > 1
+    pool = multiprocessing.get_context("fork").Pool(options.workers) if local else None
     try:
         with tempfile.TemporaryDirectory(prefix=".audit-spill-", dir=options.out) as spill_name:
             spill = Path(spill_name)
             jobs = [(index, path, buckets, spill) for index, path in enumerate(files)]
             stats: list[FileStats] = []
-            for stat in _map(pool, _partition_forked, jobs):
+            read = engine.map(_partition_forked, jobs) if engine else _map(pool, _partition_forked, jobs)
+            for stat in read:
                 stats.append(stat)
                 if progress:
                     progress("read", len(stats), len(files), 0)
@@ -211,7 +264,23 @@ def run_audit(options: Options, progress: Progress | None = None) -> dict[str, A
             measure = MeasureTally(options.out / "measure-patients.csv")
             totals = BucketResult(-1, rows=[], issues=[])
             try:
-                for done, result in enumerate(_map(pool, _judge_forked, range(buckets)), start=1):
+                if engine is not None:
+                    spec = WorkSpec(
+                        spill,
+                        len(files),
+                        context.supplied,
+                        context.incomplete,
+                        labeller.key,
+                        options.start,
+                        options.end,
+                        rules.version,
+                    )
+                    judged: Iterator[BucketResult] = engine.map(
+                        judge_spec, [spec] * buckets, list(range(buckets))
+                    )
+                else:
+                    judged = _map(pool, _judge_forked, range(buckets))
+                for done, result in enumerate(judged, start=1):
                     writer.write(result.rows)
                     measure.write(result.measure)
                     totals.issues.extend(result.issues)
