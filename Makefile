@@ -68,7 +68,7 @@ docker-smoke:
 
 # The README's screenshots of the demo page, taken by the browser tests in headless Chromium.
 screenshots: $(STAMP) $(CHROMIUM_STAMP)
-	LBP_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(BIN)/pytest -q tests/browser -k "urgent_card or suggestion_taken or taking_a_suggestion"
+	LBP_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(BIN)/pytest -q tests/browser -k "urgent_card or suggestion_taken or taking_a_suggestion or fever_yes"
 
 # Re-pin every dependency from requirements*.in in a throwaway virtualenv.
 lock:

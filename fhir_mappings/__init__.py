@@ -7,9 +7,11 @@ finding, never raises for odd clinical data, never imports from `service`.
 - `record_from_bundle(bundle)`: one Bundle (the `/evaluate` body) -> `PatientRecord` + draft orders
 - `imaging_orders(draft_orders, selections)`: draft ServiceRequests -> `ImagingOrder`s (lumbar imaging only)
 - `findings(record, orders, as_of)`: the record -> `Findings`
+- `apply_answers(findings, answers)`: a clinician's answers to red-flag questions applied as evidence
 - `check_terminology()`: validates value sets and criteria and warms up; call once at start-up
 """
 
+from fhir_mappings.answers import apply_answers
 from fhir_mappings.findings import findings
 from fhir_mappings.inputs import build_record, record_from_bundle
 from fhir_mappings.orders import imaging_orders, is_lumbar_imaging
@@ -18,6 +20,7 @@ from fhir_mappings.terminology import ValueSetError
 
 __all__ = [
     "ValueSetError",
+    "apply_answers",
     "build_record",
     "check_terminology",
     "findings",

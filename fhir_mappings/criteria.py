@@ -7,6 +7,7 @@ changes in the data file, not in Python.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -46,6 +47,7 @@ class ConditionCriterion:
 class RedFlagDefinition:
     id: str
     description: str  # in a clinician's words, with examples, for data-gap text
+    question: str  # one yes/no question, asked when the record cannot show the flag (thresholds filled in)
     inputs: tuple[InputKind, ...]  # the inputs that could show it
     conditions: tuple[ConditionCriterion, ...]
     sources: tuple[str, ...]  # ids in knowledge/sources.yaml
@@ -113,6 +115,28 @@ def _criterion(raw: Any, where: str) -> ConditionCriterion:
         raise KnowledgeError(f"{where}: {error}") from error
 
 
+_PLACEHOLDER = re.compile(r"\{([a-z_]+)(%?)\}")
+
+
+def _question(template: str, where: str) -> str:
+    """The question with `{threshold}` (its value) and `{threshold%}` (a fraction as a percentage) filled
+    in, so a threshold changed above changes the question too."""
+    if not template.endswith("?"):
+        _fail(where, "a question ends with '?'")
+
+    def fill(match: re.Match[str]) -> str:
+        name, percent = match.groups()
+        if name not in THRESHOLDS:
+            _fail(where, f"no threshold named {name!r}")
+        value = THRESHOLDS[name]
+        return f"{(value * 100).normalize():f}%" if percent else f"{value:f}"
+
+    filled = _PLACEHOLDER.sub(fill, template)
+    if "{" in filled or "}" in filled:
+        _fail(where, "placeholders are {threshold} or {threshold%}")
+    return filled
+
+
 def _red_flags(document: Mapping[str, Any]) -> Mapping[str, RedFlagDefinition]:
     result = {}
     for flag_id, entry in entries(document, "red_flags", where=_WHERE).items():
@@ -133,6 +157,7 @@ def _red_flags(document: Mapping[str, Any]) -> Mapping[str, RedFlagDefinition]:
         result[flag_id] = RedFlagDefinition(
             id=flag_id,
             description=cast(str, text(entry, "description", where=where)),
+            question=_question(cast(str, text(entry, "question", where=where)), f"{where}.question"),
             inputs=inputs,
             conditions=tuple(
                 _criterion(raw, f"{where}.conditions[{i}]") for i, raw in enumerate(raw_conditions)

@@ -135,6 +135,33 @@ class DataGap:
     birth_date: str | None = None  # BIRTH_DATE_*: as written in the record
     ages: tuple[int, int] | None = None  # BIRTH_DATE_PARTIAL: the youngest and oldest the patient can be
     why: tuple[str, ...] = ()  # why the input is missing or partial (the fetch's reasons), when known
+    # Red flags of `affects` the clinician has answered since (a questionnaire): left out of `affects`.
+    answered: tuple[str, ...] = ()
+
+
+class Answer(StrEnum):
+    """A clinician's answer to one red-flag question; `unknown` (or no answer) leaves the flag unchecked."""
+
+    YES = "yes"
+    NO = "no"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class ClinicianAnswer:
+    """One answered red-flag question (from a QuestionnaireResponse), evidence of source clinician-reported.
+
+    `reference` names the QuestionnaireResponse, `questionnaire` its canonical, `question` the words asked,
+    `authored` when it was answered (as written). A `yes` makes an unrecorded flag present and a `no`
+    makes an unchecked one absent; neither ever changes a flag the record shows present.
+    """
+
+    flag: str  # one of RED_FLAG_IDS (the question's linkId)
+    answer: Answer
+    reference: str
+    questionnaire: str
+    question: str
+    authored: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

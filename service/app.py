@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 from flask import Flask
@@ -16,9 +17,11 @@ from service.http import admin as admin_http
 from service.http import demo as demo_http
 from service.http import evaluate, health, hooks
 from service.http import feedback as feedback_http
+from service.http import questions as questions_http
 from service.http.context import EXTENSION_KEY
 from service.http.errors import register_error_handlers
 from service.http.security import init_security
+from service.questions import QuestionCatalog, TokenSigner
 from service.rules import load_rules
 from service.runtime import Clock, IdFactory, Runtime, new_uuid, utc_now
 from service.security import ClientRegistry, JwtVerifier, configure_logging
@@ -36,6 +39,14 @@ def _client_registry(settings: Settings) -> ClientRegistry | None:
             )
         return None
     return ClientRegistry.load(settings.clients_file)
+
+
+def _question_signer(settings: Settings) -> TokenSigner:
+    lifetime = timedelta(minutes=settings.questions_link_minutes)
+    try:
+        return TokenSigner.from_setting(settings.questions_key, lifetime=lifetime)
+    except ValueError as error:
+        raise ConfigError(f"CDS_QUESTIONS_KEY: {error}") from None
 
 
 def create_app(
@@ -61,16 +72,20 @@ def create_app(
             "Sandbox does, so it must never run where real patients are"
         )
     clients = _client_registry(settings)
+    signer = _question_signer(settings)
     store = Store.open(settings.database_url, patient_hash_key=settings.patient_hash_key, clock=clock)
+    rules = load_rules()
     runtime = Runtime(
         settings=settings,
         clock=clock,
         new_id=new_id,
         catalog=load_catalog(),
-        rules=load_rules(),
+        rules=rules,
         store=store,
         gatherer=PrefetchGatherer.from_settings(settings),
         clients=clients,
+        questions=QuestionCatalog.from_rules(rules),
+        question_signer=signer,
     )
     verifier = None
     if settings.auth == "required" and clients is not None:
@@ -97,6 +112,7 @@ def create_app(
         evaluate.blueprint,
         feedback_http.blueprint,
         admin_http.blueprint,
+        questions_http.blueprint,
     ):
         app.register_blueprint(blueprint)
     if settings.demo:

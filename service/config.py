@@ -42,6 +42,10 @@ class Settings:
     demo: bool = False
     demo_fhir_server: str | None = None  # the page's "EHR" FHIR server; None: the sample patients
     demo_patients_folder: str | None = None  # None: examples/patients
+    # Red-flag questions: the card links to /questions/{assessmentId} when the record left flags unchecked.
+    questions: bool = True
+    questions_key: str | None = None  # signs the link's token; shared by every replica (>= 32 bytes)
+    questions_link_minutes: int = 30
 
 
 # Environment variable -> Settings field.
@@ -70,6 +74,9 @@ ENVIRONMENT: Mapping[str, str] = {
     "CDS_DEMO": "demo",
     "CDS_DEMO_FHIR_SERVER": "demo_fhir_server",
     "CDS_DEMO_PATIENTS": "demo_patients_folder",
+    "CDS_QUESTIONS": "questions",
+    "CDS_QUESTIONS_KEY": "questions_key",
+    "CDS_QUESTIONS_LINK_MINUTES": "questions_link_minutes",
     "LOG_LEVEL": "log_level",
 }
 _FIELD_TYPES = {f.name: f.type for f in fields(Settings)}

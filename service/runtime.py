@@ -16,6 +16,7 @@ from service.config import Settings
 if TYPE_CHECKING:
     from service.cds.services import ServiceCatalog
     from service.fetch import PrefetchGatherer
+    from service.questions import QuestionCatalog, TokenSigner
     from service.rules import Rules
     from service.security import ClientRegistry
     from service.store import Store
@@ -42,6 +43,8 @@ class Runtime:
     store: Store
     gatherer: PrefetchGatherer
     clients: ClientRegistry | None
+    questions: QuestionCatalog  # the red-flag questions, built from the rules once
+    question_signer: TokenSigner  # signs and checks the questions link's token
 
     def close(self) -> None:
         self.gatherer.close()

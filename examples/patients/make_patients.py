@@ -287,8 +287,13 @@ def expect(
 def patients() -> list[tuple[PatientBuilder, dict[str, Any]]]:
     made: list[tuple[PatientBuilder, dict[str, Any]]] = []
 
-    def add(builder: PatientBuilder, vignette: str, orders: list[dict[str, Any]]) -> None:
-        made.append((builder, {"vignette": vignette, "orders": orders}))
+    def add(
+        builder: PatientBuilder, vignette: str, orders: list[dict[str, Any]], withheld: tuple[str, ...] = ()
+    ) -> None:
+        story: dict[str, Any] = {"vignette": vignette, "orders": orders}
+        if withheld:
+            story["prefetchWithheld"] = list(withheld)
+        made.append((builder, story))
 
     add(
         PatientBuilder("demo-acute", "Ana", "Moreno", "female", born(42))
@@ -577,8 +582,8 @@ def patients() -> list[tuple[PatientBuilder, dict[str, Any]]]:
         PatientBuilder("demo-no-observations", "Nora", "Lindqvist", "female", born(44)).condition(
             *LBP, day(12)
         ),
-        "44-year-old with 12 days of low back pain whose record holds no vital signs: fever and weight loss "
-        "cannot be checked.",
+        "44-year-old with 12 days of low back pain; the EHR sends no vital signs with the order (its "
+        "Observations are not shared): fever and weight loss cannot be checked.",
         [
             expect(
                 "mri-lumbar-without-contrast",
@@ -589,6 +594,7 @@ def patients() -> list[tuple[PatientBuilder, dict[str, Any]]]:
                 suggests="physical-therapy",
             )
         ],
+        withheld=("observations",),
     )
     return made
 
@@ -607,6 +613,7 @@ def index(made: list[tuple[PatientBuilder, dict[str, Any]]]) -> dict[str, Any]:
                 "birthDate": patient["birthDate"],
                 "vignette": story["vignette"],
                 "orders": story["orders"],
+                **({"prefetchWithheld": story["prefetchWithheld"]} if "prefetchWithheld" in story else {}),
             }
         )
     return {
@@ -615,7 +622,9 @@ def index(made: list[tuple[PatientBuilder, dict[str, Any]]]) -> dict[str, Any]:
             "file and the Bundles). Dates are as of referenceDate; the demo and the seeder move every date "
             "by the days between referenceDate and the day they run. Each order lists the card it is "
             "expected to get: its indicator, the order's appropriateness and urgency, the variants applied, "
-            "the red flags found and, where it offers one, what its first suggestion orders instead."
+            "the red flags found and, where it offers one, what its first suggestion orders instead. "
+            "prefetchWithheld names the prefetch keys the demo EHR does not send for a patient (data the "
+            "EHR does not share), so the card says what could not be checked."
         ),
         "referenceDate": REFERENCE_DATE.isoformat(),
         "orderCodes": ORDERS,

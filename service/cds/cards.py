@@ -10,7 +10,7 @@ optional fields are left out, never empty. System actions go both top level (2.0
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -142,8 +142,10 @@ def build_hook_response(
     assessment_id: str,
     new_id: Callable[[], str],
     quiet_when_appropriate: bool,
+    extra_links: Sequence[Mapping[str, str]] = (),
 ) -> HookResponse:
     """The CDS Hooks answer: one card per judged order, and an `update` system action rating each order.
+    `extra_links` go on every card after the guideline's (the red-flag questions link).
 
     With `quiet_when_appropriate`, info cards for appropriate (and no-criteria-apply) orders are left out;
     their system actions stay, so the rating still reaches the order. Urgent cards are never left out.
@@ -154,6 +156,7 @@ def build_hook_response(
         if quiet_when_appropriate and _quiet(decision, judgement):
             continue
         card, ids = _card(decision, judgement, assessment_id=assessment_id, new_id=new_id)
+        card["links"].extend(dict(link) for link in extra_links)
         cards.append(card)
         card_ids[judgement.order.reference] = ids
     body: dict[str, Any] = {"cards": cards}

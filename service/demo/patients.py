@@ -54,6 +54,7 @@ class SamplePatient:
     vignette: str
     orders: tuple[Mapping[str, Any], ...]  # {"procedure", "code", "expect"} as in index.json
     resources: tuple[Mapping[str, Any], ...]  # Patient first, dated to the day they were loaded for
+    prefetch_withheld: tuple[str, ...] = ()  # prefetch keys the demo EHR does not send (data not shared)
 
     def summary(self) -> dict[str, Any]:
         """What the patient picker shows: no resources."""
@@ -64,6 +65,7 @@ class SamplePatient:
             "birthDate": self.birth_date,
             "vignette": self.vignette,
             "orders": [dict(order) for order in self.orders],
+            "prefetchWithheld": list(self.prefetch_withheld),
         }
 
 
@@ -168,6 +170,7 @@ def _load(folder: Path, today: date | None) -> SamplePatients:
             vignette=entry["vignette"],
             orders=tuple(entry["orders"]),
             resources=resources,
+            prefetch_withheld=tuple(entry.get("prefetchWithheld", ())),
         )
     return SamplePatients(reference_date=reference, order_codes=index["orderCodes"], patients=patients)
 

@@ -5,6 +5,8 @@ PostgreSQL (several replicas); the schema is created or migrated at start-up.
 """
 
 from service.store.records import (
+    AnswersRecord,
+    AnswersSource,
     AssessmentRecord,
     EvidenceReference,
     FeedbackItem,
@@ -12,6 +14,7 @@ from service.store.records import (
     FeedbackReceipt,
     OrderRecord,
     OverrideReason,
+    QuestionLink,
 )
 from service.store.reports import (
     ReportParameterError,
@@ -23,6 +26,8 @@ from service.store.reports import (
 from service.store.store import Store, StoreError
 
 __all__ = [
+    "AnswersRecord",
+    "AnswersSource",
     "AssessmentRecord",
     "EvidenceReference",
     "FeedbackItem",
@@ -30,6 +35,7 @@ __all__ = [
     "FeedbackReceipt",
     "OrderRecord",
     "OverrideReason",
+    "QuestionLink",
     "ReportParameterError",
     "ReportWindowError",
     "Store",

@@ -1,6 +1,6 @@
 """Schema versions, applied at start-up under a lock, recorded in `schema_migrations`.
 
-Why versioned Python steps rather than Alembic: Alembic is not a dependency, the schema is four tables,
+Why versioned Python steps rather than Alembic: Alembic is not a dependency, the schema is six small tables,
 and the steps must run inside the same locked transaction on SQLite and PostgreSQL alike; a step is a
 function of a SQLAlchemy Connection, so it can use portable DDL (`Table.create`, `Column` types) or
 dialect-specific SQL where it must.
@@ -25,7 +25,22 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, Engine, func, insert, inspect, select, text
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Connection,
+    Engine,
+    ForeignKey,
+    Index,
+    MetaData,
+    String,
+    Table,
+    func,
+    insert,
+    inspect,
+    select,
+    text,
+)
 
 from service.store import schema
 from service.store.database import WRITE_TRANSACTION
@@ -61,8 +76,57 @@ def _add_orderer_key(connection: Connection) -> None:
 
 
 # Steps after the baseline, in order, numbered from 2.
+def _add_questionnaire_tables(connection: Connection) -> None:
+    """v3: the red-flag questions offered with an assessment, and the answers with the verdicts.
+
+    The tables as they were at this version, on a MetaData of their own (so a later edit of `schema`
+    cannot change what this step creates). New tables only: a v2 release beside it keeps working.
+    """
+    frozen = MetaData()
+    Table("assessments", frozen, Column("assessment_id", String(schema.ID), primary_key=True))
+    Table(
+        "question_links",
+        frozen,
+        Column(
+            "assessment_id",
+            String(schema.ID),
+            ForeignKey("assessments.assessment_id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
+        Column("created_at", schema.UtcDateTime, nullable=False),
+        Column("expires_at", schema.UtcDateTime, nullable=False),
+        Column("asked", schema.JsonText, nullable=False),
+        Column("findings", schema.JsonText),
+        Column("answered_at", schema.UtcDateTime),
+        Index("ix_question_links_expires_at", "expires_at"),
+    ).create(connection)
+    Table(
+        "questionnaire_answers",
+        frozen,
+        Column(
+            "assessment_id",
+            String(schema.ID),
+            ForeignKey("assessments.assessment_id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
+        Column("answered_at", schema.UtcDateTime, nullable=False),
+        Column("source", String(schema.ID), nullable=False),
+        Column("answers", schema.JsonText, nullable=False),
+        Column("verdict_before", schema.JsonText, nullable=False),
+        Column("verdict_after", schema.JsonText, nullable=False),
+        Column("changed", Boolean, nullable=False),
+        Column("rules_version", String(schema.CODE), nullable=False),
+        Index("ix_questionnaire_answers_answered_at", "answered_at"),
+    ).create(connection)
+
+
 UPGRADES: tuple[Upgrade, ...] = (
     Upgrade(2, "assessments.orderer_key: keyed hash of the ordering clinician", _add_orderer_key),
+    Upgrade(
+        3,
+        "question_links and questionnaire_answers: red-flag questions and answers",
+        _add_questionnaire_tables,
+    ),
 )
 
 

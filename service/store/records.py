@@ -179,3 +179,63 @@ class FeedbackReceipt:
 
     def as_json(self) -> dict[str, Any]:
         return {"received": self.received, "linked": self.linked, "unknownCards": list(self.unknown_cards)}
+
+
+@dataclass(frozen=True, slots=True)
+class QuestionLink:
+    """The red-flag questions offered with an assessment: kept until answered or expired."""
+
+    assessment_id: str
+    created_at: datetime
+    expires_at: datetime
+    asked: tuple[str, ...]  # red-flag ids
+    findings: dict[str, Any]  # service.questions.snapshot: codes, references, dates; no record text
+
+    def __post_init__(self) -> None:
+        _require_aware(self.created_at, "created_at")
+        _require_aware(self.expires_at, "expires_at")
+        if not self.asked:
+            raise ValueError("a question link asks at least one question")
+
+
+class AnswersSource(StrEnum):
+    QUESTIONS_PAGE = "questions-page"  # /questions/{assessmentId}, from the card's link
+    EVALUATE = "evaluate"  # a QuestionnaireResponse in the /evaluate Bundle
+
+
+@dataclass(frozen=True, slots=True)
+class AnswersRecord:
+    """A clinician's answers as codes (red-flag id -> yes / no / unknown), the verdicts before and after."""
+
+    assessment_id: str
+    answered_at: datetime
+    source: AnswersSource
+    answers: tuple[tuple[str, str], ...]
+    verdict_before: dict[str, Any]
+    verdict_after: dict[str, Any]
+    rules_version: str
+
+    def __post_init__(self) -> None:
+        _require_aware(self.answered_at, "answered_at")
+
+    @property
+    def changed(self) -> bool:
+        """The answers changed the verdict on some order: its appropriateness or its urgency. A rating
+        that was withheld for unchecked data and is now written is the same verdict, made final."""
+        return _verdicts(self.verdict_before) != _verdicts(self.verdict_after)
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "assessment_id": self.assessment_id,
+            "answered_at": self.answered_at,
+            "source": self.source.value,
+            "answers": [{"redFlag": flag, "answer": answer} for flag, answer in self.answers],
+            "verdict_before": self.verdict_before,
+            "verdict_after": self.verdict_after,
+            "changed": self.changed,
+            "rules_version": self.rules_version,
+        }
+
+
+def _verdicts(summary: dict[str, Any]) -> list[tuple[Any, Any, Any]]:
+    return [(o.get("order"), o.get("appropriateness"), o.get("urgent")) for o in summary.get("orders", [])]

@@ -220,6 +220,7 @@ def summarise(
             .where(f.c.assessment_id.is_(None), f.c.received_at >= start, f.c.received_at < end)
         ).scalar_one()
 
+    questions = _questions_tally(connection, in_period)
     latencies.sort()
     return {
         "from": iso_utc(start),
@@ -243,6 +244,7 @@ def summarise(
         },
         "overrideReasons": _merged_reasons(reasons),
         "overridesWithoutReason": overrides_without_reason,
+        "questions": questions,
         **unlinked,
         "latencyMs": {
             "median": _nearest_rank(latencies, 0.5),
@@ -251,6 +253,32 @@ def summarise(
         }
         if latencies
         else None,
+    }
+
+
+def _questions_tally(connection: Connection, in_period: Any) -> dict[str, Any]:
+    """Red-flag questions: how often offered (a card's link), answered, and how often the answers changed
+    the verdict; answers in `/evaluate` Bundles count as answered without an offer."""
+    a, q, qa = schema.assessments, schema.question_links, schema.questionnaire_answers
+    offered = connection.execute(
+        select(func.count()).select_from(q.join(a, a.c.assessment_id == q.c.assessment_id)).where(in_period)
+    ).scalar_one()
+    answered = changed = 0
+    per_source: Counter[str] = Counter()
+    for row in connection.execute(
+        select(qa.c.source, qa.c.changed).join(a, a.c.assessment_id == qa.c.assessment_id).where(in_period)
+    ).mappings():
+        answered += 1
+        changed += bool(row["changed"])
+        per_source[row["source"]] += 1
+    page_answers = per_source.get("questions-page", 0)
+    return {
+        "offered": offered,
+        "answered": answered,
+        "answeredBySource": _ranked(per_source),
+        "answerRate": _rate(page_answers, offered),
+        "changedVerdict": changed,
+        "changedVerdictRate": _rate(changed, answered),
     }
 
 
@@ -333,6 +361,17 @@ def format_summary(summary: Summary) -> str:
             for reason in summary["overrideReasons"]
         ]
         + [("no reason given", str(summary["overridesWithoutReason"]))],
+    )
+    asked = summary["questions"]
+    table(
+        "Red-flag questions",
+        [
+            ("offered on cards", str(asked["offered"])),
+            ("answered (all sources)", str(asked["answered"])),
+            ("answer rate (page answers / offered)", percent(asked["answerRate"])),
+            ("answers that changed the verdict", str(asked["changedVerdict"])),
+            ("  of answered", percent(asked["changedVerdictRate"])),
+        ],
     )
     latency = summary["latencyMs"]
     if latency:

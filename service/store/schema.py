@@ -166,5 +166,53 @@ jwt_replay = Table(
     Index("ix_jwt_replay_expires_at", "expires_at"),
 )
 
+# An assessment's red-flag questions (schema v3): which were asked, until when the link is valid, and the
+# findings it was judged on (codes, references and dates, no record text), kept only until the questions
+# are answered or the link expires, so the answers re-judge what the clinician saw.
+question_links = Table(
+    "question_links",
+    metadata,
+    Column(
+        "assessment_id",
+        String(ID),
+        ForeignKey("assessments.assessment_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("asked", JsonText, nullable=False),  # red-flag ids
+    Column("findings", JsonText),  # NULL once answered or expired
+    Column("answered_at", UtcDateTime),
+    Index("ix_question_links_expires_at", "expires_at"),
+)
+
+# A clinician's answers and the verdict they led to (schema v3), linked to the assessment: the answers as
+# codes (red-flag id -> yes / no / unknown, never free text), the verdict before and after.
+questionnaire_answers = Table(
+    "questionnaire_answers",
+    metadata,
+    Column(
+        "assessment_id",
+        String(ID),
+        ForeignKey("assessments.assessment_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("answered_at", UtcDateTime, nullable=False),
+    Column("source", String(ID), nullable=False),  # "questions-page" or "evaluate"
+    Column("answers", JsonText, nullable=False),
+    Column("verdict_before", JsonText, nullable=False),
+    Column("verdict_after", JsonText, nullable=False),
+    Column("changed", Boolean, nullable=False),
+    Column("rules_version", String(CODE), nullable=False),
+    Index("ix_questionnaire_answers_answered_at", "answered_at"),
+)
+
 # The tables the service owns (everything but the migrations ledger).
-APPLICATION_TABLES = (assessments, assessment_orders, feedback, jwt_replay)
+APPLICATION_TABLES = (
+    assessments,
+    assessment_orders,
+    feedback,
+    jwt_replay,
+    question_links,
+    questionnaire_answers,
+)

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Insert, RowMapping, Table, delete, func, insert, select
+from sqlalchemy import Connection, Engine, Insert, RowMapping, Table, delete, func, insert, select, update
 from sqlalchemy import String as SqlString
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
@@ -24,9 +24,11 @@ from service.store import schema
 from service.store.database import WRITE_TRANSACTION, create_store_engine
 from service.store.migrations import UPGRADES, Upgrade, migrate
 from service.store.records import (
+    AnswersRecord,
     AssessmentRecord,
     FeedbackItem,
     FeedbackReceipt,
+    QuestionLink,
     iso_utc,
 )
 from service.store.reports import OrdererFilter, ReportParameterError, Summary, summarise
@@ -163,8 +165,15 @@ class Store:
         reference = (orderer_reference or "").strip()
         return self._keyed_hash(ORDERER_KEY_PREFIX + reference.encode()) if reference else None
 
-    def save_assessment(self, record: AssessmentRecord) -> None:
-        """The assessment and one row per judged order, in one transaction."""
+    def save_assessment(
+        self,
+        record: AssessmentRecord,
+        *,
+        question_link: QuestionLink | None = None,
+        answers: AnswersRecord | None = None,
+    ) -> None:
+        """The assessment and one row per judged order, in one transaction, with the questions offered
+        on its card (`question_link`) or the answers it was judged with (`answers`, from /evaluate)."""
         row = {
             "assessment_id": record.assessment_id,
             "created_at": record.created_at,
@@ -201,14 +210,63 @@ class Store:
         _check_lengths(schema.assessments, row)
         for order_row in order_rows:
             _check_lengths(schema.assessment_orders, order_row)
+        if question_link is not None:
+            self._sweep_replay_guard(force=False)  # also drops the findings of expired links
         with self._transaction(write=True) as connection:
             connection.execute(insert(schema.assessments), row)
             if order_rows:
                 connection.execute(insert(schema.assessment_orders), order_rows)
+            if question_link is not None:
+                connection.execute(
+                    insert(schema.question_links),
+                    {
+                        "assessment_id": question_link.assessment_id,
+                        "created_at": question_link.created_at,
+                        "expires_at": question_link.expires_at,
+                        "asked": list(question_link.asked),
+                        "findings": question_link.findings,
+                        "answered_at": None,
+                    },
+                )
+            if answers is not None:
+                connection.execute(insert(schema.questionnaire_answers), answers.row())
+
+    # -- red-flag questions ----------------------------------------------------------------------
+
+    def question_link(self, assessment_id: str) -> dict[str, Any] | None:
+        """The questions offered with an assessment: `asked`, `expires_at`, `answered_at` and the kept
+        `findings` (None once answered or expired), or None when none were offered."""
+        table = schema.question_links
+        with self._transaction(write=False) as connection:
+            row = connection.execute(select(table).where(table.c.assessment_id == assessment_id)).mappings()
+            found = row.first()
+        return dict(found) if found is not None else None
+
+    def save_answers(self, record: AnswersRecord) -> bool:
+        """Accept the answers once: claim the link (not answered, not expired), drop its kept findings,
+        and store the answers with both verdicts, in one transaction. False when the link was already
+        answered or has expired (nothing is stored then), across every process on this database."""
+        table = schema.question_links
+        with self._transaction(write=True) as connection:
+            claimed = connection.execute(
+                update(table)
+                .where(
+                    table.c.assessment_id == record.assessment_id,
+                    table.c.answered_at.is_(None),
+                    table.c.expires_at > record.answered_at,
+                )
+                .values(answered_at=record.answered_at, findings=None)
+                .returning(table.c.assessment_id)
+            ).first()
+            if claimed is None:
+                return False
+            connection.execute(insert(schema.questionnaire_answers), record.row())
+        return True
 
     def get_assessment(self, assessment_id: str) -> dict[str, Any] | None:
         """The record, its orders, and the feedback on each order's card, as JSON-ready camelCase."""
         a, o, f = schema.assessments, schema.assessment_orders, schema.feedback
+        q, qa = schema.question_links, schema.questionnaire_answers
         with self._transaction(write=False) as connection:
             row = connection.execute(select(a).where(a.c.assessment_id == assessment_id)).mappings().first()
             if row is None:
@@ -224,6 +282,18 @@ class Store:
                     .where(f.c.assessment_id == assessment_id)
                     .order_by(f.c.outcome_timestamp, f.c.id)
                 ).mappings()
+            )
+            link = (
+                connection.execute(
+                    select(q.c.asked, q.c.expires_at, q.c.answered_at).where(
+                        q.c.assessment_id == assessment_id
+                    )
+                )
+                .mappings()
+                .first()
+            )
+            answered = (
+                connection.execute(select(qa).where(qa.c.assessment_id == assessment_id)).mappings().first()
             )
         by_card: dict[str, list[dict[str, Any]]] = {}
         for item in feedback_rows:
@@ -256,6 +326,7 @@ class Store:
                 }
                 for order in orders
             ],
+            **_present(questions=_questions_json(link), answers=_answers_json(answered)),
         }
 
     # -- feedback -------------------------------------------------------------------------------
@@ -331,6 +402,7 @@ class Store:
         unknown cards received before it, and expired JWT ids. Returns the number of assessments and
         unlinked feedback items deleted. Works in batches so hook calls are never held up for long."""
         a, o, f = schema.assessments, schema.assessment_orders, schema.feedback
+        q, qa = schema.question_links, schema.questionnaire_answers
         deleted = 0
         while True:
             with self._transaction(write=True) as connection:
@@ -342,6 +414,8 @@ class Store:
                 if not ids:
                     break
                 connection.execute(delete(f).where(f.c.assessment_id.in_(ids)))
+                connection.execute(delete(q).where(q.c.assessment_id.in_(ids)))
+                connection.execute(delete(qa).where(qa.c.assessment_id.in_(ids)))
                 connection.execute(delete(o).where(o.c.assessment_id.in_(ids)))
                 connection.execute(delete(a).where(a.c.assessment_id.in_(ids)))
                 deleted += len(ids)
@@ -387,8 +461,15 @@ class Store:
                 return
             self._next_replay_sweep = now + REPLAY_SWEEP_INTERVAL
         table = schema.jwt_replay
+        links = schema.question_links
         with self._transaction(write=True) as connection:
             connection.execute(delete(table).where(table.c.expires_at < now - self._replay_grace))
+            # The findings kept for a questions link go when it expires, answered or not.
+            connection.execute(
+                update(links)
+                .where(links.c.expires_at <= now, links.c.findings.is_not(None))
+                .values(findings=None)
+            )
 
 
 def _feedback_row(
@@ -433,6 +514,30 @@ def _feedback_json(row: RowMapping) -> dict[str, Any]:
         "receivedAt": iso_utc(row["received_at"]),
         **_present(acceptedSuggestions=row["accepted_suggestions"] or None, overrideReason=reason),
         "userCommentProvided": row["user_comment_present"],
+    }
+
+
+def _questions_json(row: RowMapping | None) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    return {
+        "asked": row["asked"],
+        "expiresAt": iso_utc(row["expires_at"]),
+        **_present(answeredAt=iso_utc(row["answered_at"]) if row["answered_at"] else None),
+    }
+
+
+def _answers_json(row: RowMapping | None) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    return {
+        "answeredAt": iso_utc(row["answered_at"]),
+        "source": row["source"],
+        "answers": row["answers"],
+        "verdictBefore": row["verdict_before"],
+        "verdictAfter": row["verdict_after"],
+        "changed": row["changed"],
+        "rulesVersion": row["rules_version"],
     }
 
 

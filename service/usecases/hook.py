@@ -23,6 +23,7 @@ from service.fetch import GatherResult
 from service.runtime import Runtime
 from service.usecases.decide import decide
 from service.usecases.ports import Caller, RequestLog, no_request_log
+from service.usecases.questions import offer_questions
 from service.usecases.recording import decision_log_fields, save_decision
 from service.wording.fetch_reasons import missing_reason, what_would_help, why_inputs_missing
 
@@ -97,11 +98,13 @@ def _judge(
         ),
     )
     assessment_id = runtime.new_id()
+    offer = offer_questions(runtime, decision, findings, assessment_id=assessment_id)
     response = build_hook_response(
         decision,
         assessment_id=assessment_id,
         new_id=runtime.new_id,
         quiet_when_appropriate=runtime.settings.quiet_when_appropriate,
+        extra_links=[offer.card_link] if offer else (),
     )
     save_decision(
         runtime,
@@ -114,6 +117,7 @@ def _judge(
         orderer_reference=hook_request.user_id,
         card_ids=response.card_ids,
         started=started,
+        question_link=offer.record if offer else None,
     )
     log(**decision_log_fields(decision, assessment_id))
     return HookAnswer(body=response.body, assessment_id=assessment_id)

@@ -10,6 +10,7 @@ from service.cds.cards import CardIds, card_indicator
 from service.metrics import observe_store_write
 from service.rules import Decision
 from service.runtime import Runtime
+from service.store import AnswersRecord, QuestionLink
 from service.usecases.audit_record import audit_record
 
 
@@ -25,6 +26,8 @@ def save_decision(
     card_ids: Mapping[str, CardIds] | None,
     started: float,
     orderer_reference: str | None = None,
+    question_link: QuestionLink | None = None,
+    answers: AnswersRecord | None = None,
 ) -> None:
     """Written before the response is sent, so no advice reaches a clinician without its audit record."""
     record = audit_record(
@@ -41,7 +44,7 @@ def save_decision(
     )
     write_started = time.perf_counter()
     try:
-        runtime.store.save_assessment(record)
+        runtime.store.save_assessment(record, question_link=question_link, answers=answers)
     except Exception:
         observe_store_write(time.perf_counter() - write_started, failed=True)
         raise

@@ -50,15 +50,29 @@ def _upper_first(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
+def _unchecked_words(gap: DataGap) -> str:
+    """What the missing input leaves unchecked: in the input's words, or, once the clinician has answered
+    some of its questions, only what is still unchecked, with what was answered."""
+    assert gap.input is not None
+    if not gap.answered:
+        return _INPUTS[gap.input][1]
+    return f"{_titles(gap.affects)} (answered by the clinician: {_titles(gap.answered)})"
+
+
+def _written(gap: DataGap) -> str:
+    """ " (1970-03)": the birth date as written, when it is at hand (a re-judgement keeps none)."""
+    return f" ({gap.birth_date})" if gap.birth_date else ""
+
+
 def _what(gap: DataGap) -> str:
     match gap.kind:
         case GapKind.NOT_SUPPLIED:
             assert gap.input is not None
-            name, unchecked = _INPUTS[gap.input]
+            name, unchecked = _INPUTS[gap.input][0], _unchecked_words(gap)
             return f"No {name} supplied: {unchecked} could not be checked."
         case GapKind.INCOMPLETE:
             assert gap.input is not None
-            name, unchecked = _INPUTS[gap.input]
+            name, unchecked = _INPUTS[gap.input][0], _unchecked_words(gap)
             return (
                 f"{_upper_first(name)} were only partly supplied (a page of results failed or was not "
                 f"fetched): {unchecked} could not be fully checked."
@@ -71,13 +85,11 @@ def _what(gap: DataGap) -> str:
         case GapKind.BIRTH_DATE_MISSING:
             return "The Patient has no birth date: age could not be checked."
         case GapKind.BIRTH_DATE_AFTER_ASSESSMENT:
-            return (
-                f"The birth date ({gap.birth_date}) is after the assessment date: age could not be checked."
-            )
+            return f"The birth date{_written(gap)} is after the assessment date: age could not be checked."
         case GapKind.BIRTH_DATE_PARTIAL:
             youngest, oldest = gap.ages or (0, 0)
             return (
-                f"The birth date is partial ({gap.birth_date}): the patient is {youngest} or {oldest} years "
+                f"The birth date is partial{_written(gap)}: the patient is {youngest} or {oldest} years "
                 "old, so an age threshold between the two could not be checked."
             )
         case GapKind.NO_ACTIVE_LOW_BACK_PAIN:

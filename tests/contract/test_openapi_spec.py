@@ -26,9 +26,16 @@ EXPECTED_ERROR_STATUSES: dict[tuple[str, str], set[str]] = {
     ("post", "/cds-services/lbp-imaging-order-sign"): {"400", "401", "403", "412", "413", "415", "500"},
     ("post", "/cds-services/{serviceId}"): {"404", "500"},  # any other id
     ("post", "/cds-services/{serviceId}/feedback"): {"400", "401", "404", "413", "415", "500"},
-    ("post", "/evaluate"): {"400", "401", "413", "415", "500"},
+    ("post", "/evaluate"): {"400", "401", "413", "415", "422", "500"},
     ("get", "/assessments/{assessmentId}"): {"400", "401", "404", "500"},
     ("get", "/reports/summary"): {"400", "401", "404", "500"},
+    # The questions room: 403 a token refused, 404 no questions offered, 409 answered already or the rules
+    # changed, 422 a response for another Questionnaire or patient.
+    ("get", "/questionnaires/lbp-red-flags"): {"500"},
+    ("get", "/questions/{assessmentId}"): {"403", "404", "409", "500"},
+    ("post", "/questions/{assessmentId}"): {"400", "403", "404", "409", "413", "415", "422", "500"},
+    ("get", "/questions/{assessmentId}/questionnaire"): {"403", "404", "409", "500"},
+    ("get", "/questions/static/{name}"): {"404", "500"},
     # The demo room (CDS_DEMO=true only; 404 otherwise).
     ("get", "/demo"): {"404", "500"},
     ("get", "/demo/static/{name}"): {"404", "500"},
@@ -38,6 +45,9 @@ EXPECTED_ERROR_STATUSES: dict[tuple[str, str], set[str]] = {
     ("get", "/demo/fhir/{resourceType}"): {"400", "404", "500", "502"},
     ("get", "/demo/fhir/{resourceType}/{resourceId}"): {"400", "404", "500", "502"},
 }
+# The questions page answers a browser: its refusals are HTML pages saying why (the form's POST answers
+# both, JSON to a QuestionnaireResponse and HTML to the form).
+HTML_PAGE_ERRORS = {("get", "/questions/{assessmentId}")}
 CORS_PATHS = {
     "/cds-services",
     "/cds-services/lbp-imaging-order-select",
@@ -101,7 +111,11 @@ def test_every_error_answer_is_a_json_error_body(operation: tuple[str, str]) -> 
     for status, response in _operations()[operation]["responses"].items():
         if not status.startswith(("4", "5")) or status == "503":
             continue
-        schema = _resolve(response)["content"]["application/json"]["schema"]
+        content = _resolve(response)["content"]
+        if operation in HTML_PAGE_ERRORS and status != "500":
+            assert set(content) == {"text/html"}, f"{operation} {status}"
+            continue
+        schema = content["application/json"]["schema"]
         # anyOf: the demo FHIR server's OperationOutcome, or the service's own error body.
         parts = schema.get("allOf", []) + schema.get("anyOf", [])
         refs = [schema.get("$ref")] + [part.get("$ref") for part in parts]

@@ -33,16 +33,23 @@ def services(client: FlaskClient) -> dict[str, dict[str, Any]]:
 def prefetch_for(
     client: FlaskClient, service: dict[str, Any], patient_id: str, keys: list[str] | None = None
 ) -> dict[str, Any]:
-    """Each discovery template filled and read from the demo FHIR server, as the page (and the Sandbox) do."""
+    """Each discovery template filled and read from the demo FHIR server, as the page (and the Sandbox) do,
+    leaving out what the demo EHR does not share for the patient (its `prefetchWithheld`)."""
     prefetch = {}
+    withheld = withheld_keys(client, patient_id)
     for key, template in service["prefetch"].items():
-        if keys is not None and key not in keys:
+        if (keys is not None and key not in keys) or key in withheld:
             continue
         query = template.replace("{{context.patientId}}", quote(patient_id))
         response = client.get(f"/demo/fhir/{query}")
         assert response.status_code == 200, (key, response.get_data(as_text=True))
         prefetch[key] = json_of(response)
     return prefetch
+
+
+def withheld_keys(client: FlaskClient, patient_id: str) -> set[str]:
+    listed = json_of(client.get("/demo/api/patients"))["patients"]
+    return {key for patient in listed if patient["id"] == patient_id for key in patient["prefetchWithheld"]}
 
 
 def draft_order(

@@ -106,8 +106,10 @@ def test_a_store_report_per_orderer_counts_only_that_clinicians_assessments(stor
 
 
 def _make_it_a_version_1_database(database_url: str) -> None:
-    """Undo step 2 by hand, leaving the tables, rows and version record release 1 would have."""
+    """Undo steps 2 and 3 by hand, leaving the tables, rows and version record release 1 would have."""
     with database_connection(database_url) as connection, connection.begin():
+        connection.execute(text("DROP TABLE questionnaire_answers"))
+        connection.execute(text("DROP TABLE question_links"))
         connection.execute(text("DROP INDEX ix_assessments_orderer_key"))
         connection.execute(text("ALTER TABLE assessments DROP COLUMN orderer_key"))
         connection.execute(text("DELETE FROM schema_migrations WHERE version > 1"))
@@ -152,7 +154,7 @@ def test_a_version_1_database_is_upgraded_and_keeps_its_rows(
             ).scalars()
         )
         indexes = {index["name"] for index in inspect(connection).get_indexes("assessments")}
-    assert versions == [1, 2]
+    assert versions == [1, 2, 3]
     column = _assessment_columns(database_url)["orderer_key"]
     assert isinstance(column["type"], String)
     assert column["type"].length == 64

@@ -158,6 +158,14 @@ def test_summary_matches_a_hand_count(store: Store, clock: ManualClock) -> None:
             },
         ],
         "overridesWithoutReason": 1,
+        "questions": {
+            "offered": 0,
+            "answered": 0,
+            "answeredBySource": {},
+            "answerRate": None,
+            "changedVerdict": 0,
+            "changedVerdictRate": None,
+        },
         "feedbackOnUnknownCards": 1,
         "latencyMs": {"median": 20.0, "p95": 40.0, "max": 40.0},
     }

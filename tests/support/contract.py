@@ -26,7 +26,7 @@ from typing import Any
 from flask.testing import FlaskClient
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError as SchemaValidationError
-from openapi_core import OpenAPI
+from openapi_core import Config, OpenAPI
 from openapi_core.contrib.werkzeug import WerkzeugOpenAPIResponse
 from openapi_core.datatypes import RequestParameters
 from openapi_core.templating.paths.exceptions import OperationNotFound, PathNotFound
@@ -51,7 +51,9 @@ class ContractViolation(AssertionError):
 @functools.cache
 def openapi_spec() -> OpenAPI:
     """The parsed and validated spec, loaded once per test session."""
-    return OpenAPI.from_file_path(str(SPEC_PATH))
+    # FHIR resources are JSON under their own media type (the Questionnaire endpoints).
+    config = Config(extra_media_type_deserializers={"application/fhir+json": json.loads})
+    return OpenAPI.from_file_path(str(SPEC_PATH), config=config)
 
 
 @functools.cache

@@ -72,7 +72,15 @@ def test_the_mappings_import_nothing_from_the_service() -> None:
 
 
 @pytest.mark.parametrize(
-    "core", ["service.usecases", "service.rules", "service.cds", "service.wording", "service.audit"]
+    "core",
+    [
+        "service.usecases",
+        "service.rules",
+        "service.cds",
+        "service.wording",
+        "service.audit",
+        "service.questions",
+    ],
 )
 def test_the_core_does_not_reach_back_into_the_http_layer(core: str) -> None:
     offenders = sorted(
@@ -131,7 +139,13 @@ def test_the_checks_see_the_code_they_police() -> None:
 
 # The two steps every verdict is made of. Only `decide` may take them, so a hook, `/evaluate`, the Bulk
 # audit and the questionnaire's re-judgement cannot drift into a route (or a rule) of their own.
-JUDGING_STEPS = ("service.rules.assess", "service.rules.engine.assess", "fhir_mappings.findings")
+JUDGING_STEPS = (
+    "service.rules.assess",
+    "service.rules.engine.assess",
+    "fhir_mappings.findings",
+    "fhir_mappings.apply_answers",  # a clinician's answers become evidence only on the way to the rules
+    "fhir_mappings.answers.apply_answers",
+)
 ONE_ROUTE = "service.usecases.decide"
 
 

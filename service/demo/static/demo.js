@@ -123,8 +123,10 @@ async function choosePatient(patientId) {
 async function fillPrefetch(service, patientId) {
   const prefetch = {};
   const keys = state.config.prefetchKeys;
+  const withheld = (state.patient && state.patient.prefetchWithheld) || [];
   for (const [key, template] of Object.entries(service.prefetch || {})) {
     if (keys && !keys.includes(key)) continue;
+    if (withheld.includes(key)) continue; // this EHR does not share that data for the patient
     const query = template
       .replaceAll("{{context.patientId}}", encodeURIComponent(patientId))
       .replaceAll("{{context.userId}}", encodeURIComponent(state.config.practitioner))
