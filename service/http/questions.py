@@ -82,7 +82,7 @@ def _bearer_or_query_token() -> str | None:
     return _query_token()
 
 
-def _local(moment: datetime) -> str:
+def _utc_minutes(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC")
 
 
@@ -99,8 +99,9 @@ def whole_questionnaire() -> ResponseReturnValue:
 @blueprint.get("/questions/<assessment_id>")
 def questions_page(assessment_id: str) -> ResponseReturnValue:
     annotate(assessmentId=assessment_id)
+    token = _query_token()
     try:
-        opened = open_questions(runtime(), assessment_id, _query_token())
+        opened = open_questions(runtime(), assessment_id, token)
     except ApiError as error:
         return _error_page(error)
     annotate(outcome="questions-shown", asked=[question.flag for question in opened.questions])
@@ -109,9 +110,9 @@ def questions_page(assessment_id: str) -> ResponseReturnValue:
         before=order_verdicts(opened.decision),
         questions=[question_view(question) for question in opened.questions],
         options=[(option["display"].lower(), option["display"]) for option in ANSWER_OPTIONS],
-        token=_query_token(),
+        token=token,
         action=url_for("questions.submit_answers", assessment_id=assessment_id),
-        expires_at=_local(opened.expires_at),
+        expires_at=_utc_minutes(opened.expires_at),
     )
 
 
@@ -120,7 +121,8 @@ def assessment_questionnaire(assessment_id: str) -> ResponseReturnValue:
     annotate(assessmentId=assessment_id)
     context = runtime()
     opened = open_questions(context, assessment_id, _bearer_or_query_token())
-    return _fhir(opened.questionnaire(context))
+    asked = [question.flag for question in opened.questions]
+    return _fhir(questionnaire(context.questions, asked, assessment_id=assessment_id))
 
 
 def _response_from_form(assessment_id: str) -> tuple[str | None, dict[str, Any]]:

@@ -109,15 +109,21 @@ assessments = Table(
     Index("ix_assessments_orderer_key", "orderer_key"),
 )
 
-assessment_orders = Table(
-    "assessment_orders",
-    metadata,
-    Column(
+
+def assessment_key() -> Column[str]:
+    """`assessment_id` as (part of) the key of a table whose rows belong to one assessment and go with it."""
+    return Column(
         "assessment_id",
         String(ID),
         ForeignKey("assessments.assessment_id", ondelete="CASCADE"),
         primary_key=True,
-    ),
+    )
+
+
+assessment_orders = Table(
+    "assessment_orders",
+    metadata,
+    assessment_key(),
     Column("order_index", Integer, primary_key=True, autoincrement=False),
     Column("card_uuid", String(CODE), unique=True),
     Column("order_reference", Text, nullable=False),
@@ -172,12 +178,7 @@ jwt_replay = Table(
 question_links = Table(
     "question_links",
     metadata,
-    Column(
-        "assessment_id",
-        String(ID),
-        ForeignKey("assessments.assessment_id", ondelete="CASCADE"),
-        primary_key=True,
-    ),
+    assessment_key(),
     Column("created_at", UtcDateTime, nullable=False),
     Column("expires_at", UtcDateTime, nullable=False),
     Column("asked", JsonText, nullable=False),  # red-flag ids
@@ -191,12 +192,7 @@ question_links = Table(
 questionnaire_answers = Table(
     "questionnaire_answers",
     metadata,
-    Column(
-        "assessment_id",
-        String(ID),
-        ForeignKey("assessments.assessment_id", ondelete="CASCADE"),
-        primary_key=True,
-    ),
+    assessment_key(),
     Column("answered_at", UtcDateTime, nullable=False),
     Column("source", String(ID), nullable=False),  # "questions-page" or "evaluate"
     Column("answers", JsonText, nullable=False),

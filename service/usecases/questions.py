@@ -18,7 +18,7 @@ from urllib.parse import quote
 from fhir_mappings.model import ClinicianAnswer, Findings
 from service.errors import ApiError
 from service.questions.catalog import Question
-from service.questions.questionnaire import assessment_questionnaire_url, questionnaire
+from service.questions.questionnaire import assessment_questionnaire_url
 from service.questions.responses import read_response
 from service.questions.snapshot import findings_from_json, findings_to_json, patient_check
 from service.questions.verdict import verdict_summary
@@ -42,10 +42,6 @@ class OpenQuestions:
     questions: tuple[Question, ...]
     expires_at: datetime
     decision: Decision  # the verdict the card gave, re-judged from the kept findings
-
-    def questionnaire(self, runtime: Runtime) -> dict[str, Any]:
-        flags = [question.flag for question in self.questions]
-        return questionnaire(runtime.questions, flags, assessment_id=self.assessment_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,10 +91,11 @@ def offer_questions(
     )
 
 
-def _kept(runtime: Runtime, assessment_id: str, token: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
+def _kept(
+    runtime: Runtime, assessment_id: str, token: str | None, now: datetime
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """The link's stored row and its kept findings, or the 4xx that says why the questions cannot be
     answered (token first: without a valid one, nothing about the assessment is revealed)."""
-    now = runtime.clock()
     runtime.question_signer.verify(token, assessment_id, now=now)
     link = runtime.store.question_link(assessment_id)
     if link is None:
@@ -126,7 +123,7 @@ def _kept(runtime: Runtime, assessment_id: str, token: str | None) -> tuple[dict
 
 
 def open_questions(runtime: Runtime, assessment_id: str, token: str | None) -> OpenQuestions:
-    link, kept = _kept(runtime, assessment_id, token)
+    link, kept = _kept(runtime, assessment_id, token, runtime.clock())
     _, decision = judge(runtime.rules, findings_from_json(kept))
     return OpenQuestions(
         assessment_id=assessment_id,
@@ -147,20 +144,21 @@ def answer_questions(
     """Re-judge the assessment with the answers in `response` (a QuestionnaireResponse) and keep them.
     Raises ApiError (403 token, 404, 409 answered or rules changed, 400/422 the response) and then
     nothing is stored."""
-    link, kept = _kept(runtime, assessment_id, token)
+    now = runtime.clock()  # one instant for the token, the link's expiry, `authored` and the claim
+    link, kept = _kept(runtime, assessment_id, token, now)
     check = kept.get("patientCheck")
     answers = read_response(
         response,
         catalog=runtime.questions,
         questionnaire_url=assessment_questionnaire_url(assessment_id),
         asked=link["asked"],
-        now=runtime.clock(),
+        now=now,
         is_patient=(lambda reference: patient_check(assessment_id, reference) == check) if check else None,
     )
     findings = findings_from_json(kept)
     _, before = judge(runtime.rules, findings)
     _, after = judge(runtime.rules, findings, answers)
-    record = answers_record(assessment_id, answers, before, after, runtime.clock(), source=source)
+    record = answers_record(assessment_id, answers, before, after, now, source=source)
     if not runtime.store.save_answers(record):
         raise ApiError(
             409,

@@ -3,6 +3,7 @@ and every way in refused with a 4xx that names what is wrong, storing nothing.""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -26,7 +27,7 @@ NO_VITALS = "demo-no-observations"
 def _answer(client: FlaskClient, assessment_id: str, token: str, resource: dict[str, Any]) -> Any:
     return client.post(
         f"/questions/{assessment_id}?token={token}",
-        data=__import__("json").dumps(resource),
+        data=json.dumps(resource),
         content_type="application/fhir+json",
     )
 
