@@ -18,10 +18,12 @@ from service.http import demo as demo_http
 from service.http import evaluate, health, hooks
 from service.http import feedback as feedback_http
 from service.http import questions as questions_http
+from service.http import smart_launch as smart_launch_http
 from service.http.context import EXTENSION_KEY
 from service.http.errors import register_error_handlers
 from service.http.security import init_security
 from service.questions import QuestionCatalog, TokenSigner
+from service.questions.smart import SmartLauncher
 from service.rules import load_rules
 from service.runtime import Clock, IdFactory, Runtime, new_uuid, utc_now
 from service.security import ClientRegistry, JwtVerifier, configure_logging
@@ -73,6 +75,7 @@ def create_app(
         )
     clients = _client_registry(settings)
     signer = _question_signer(settings)
+    smart = SmartLauncher.from_settings(settings, signer)  # before the store: a misset variable fails first
     store = Store.open(settings.database_url, patient_hash_key=settings.patient_hash_key, clock=clock)
     rules = load_rules()
     runtime = Runtime(
@@ -86,6 +89,7 @@ def create_app(
         clients=clients,
         questions=QuestionCatalog.from_rules(rules),
         question_signer=signer,
+        smart=smart,
     )
     verifier = None
     if settings.auth == "required" and clients is not None:
@@ -113,6 +117,7 @@ def create_app(
         feedback_http.blueprint,
         admin_http.blueprint,
         questions_http.blueprint,
+        smart_launch_http.blueprint,
     ):
         app.register_blueprint(blueprint)
     if settings.demo:

@@ -46,6 +46,11 @@ class Settings:
     questions: bool = True
     questions_key: str | None = None  # signs the link's token; shared by every replica (>= 32 bytes)
     questions_link_minutes: int = 30
+    # SMART app launch of the questions page: on for EHRs whose FHIR base URL is in `smart_issuers`.
+    smart_client_id: str | None = None  # this app's client id, registered with the EHR
+    smart_client_secret: str | None = None  # only for a confidential client (client_secret_basic)
+    smart_issuers: tuple[str, ...] = ()  # the `iss` (FHIR base URLs) a launch may come from
+    smart_scope: str = "launch"
 
 
 # Environment variable -> Settings field.
@@ -77,6 +82,10 @@ ENVIRONMENT: Mapping[str, str] = {
     "CDS_QUESTIONS": "questions",
     "CDS_QUESTIONS_KEY": "questions_key",
     "CDS_QUESTIONS_LINK_MINUTES": "questions_link_minutes",
+    "CDS_SMART_CLIENT_ID": "smart_client_id",
+    "CDS_SMART_CLIENT_SECRET": "smart_client_secret",
+    "CDS_SMART_ISSUERS": "smart_issuers",
+    "CDS_SMART_SCOPE": "smart_scope",
     "LOG_LEVEL": "log_level",
 }
 _FIELD_TYPES = {f.name: f.type for f in fields(Settings)}

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from service.cds.services import ServiceCatalog
     from service.fetch import PrefetchGatherer
     from service.questions import QuestionCatalog, TokenSigner
+    from service.questions.smart import SmartLauncher
     from service.rules import Rules
     from service.security import ClientRegistry
     from service.store import Store
@@ -45,6 +46,7 @@ class Runtime:
     clients: ClientRegistry | None
     questions: QuestionCatalog  # the red-flag questions, built from the rules once
     question_signer: TokenSigner  # signs and checks the questions link's token
+    smart: SmartLauncher | None = None  # SMART app launch of the questions page; None: off
 
     def close(self) -> None:
         self.gatherer.close()

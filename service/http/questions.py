@@ -34,7 +34,7 @@ from service.usecases import AnsweredQuestions, answer_questions, open_questions
 
 ROOM = Path(__file__).resolve().parents[1] / "questions"
 _CSP = (
-    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; "
+    "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; base-uri 'none'; "
     "frame-ancestors 'none'"
 )
 _FHIR_JSON = "application/fhir+json"
@@ -44,7 +44,8 @@ blueprint = Blueprint("questions", __name__, template_folder=str(ROOM / "templat
 
 
 @blueprint.after_request
-def _page_headers(response: Response) -> Response:
+def page_headers(response: Response) -> Response:
+    """No caching, no referrer (the URL carries a token), a strict CSP on pages."""
     response.headers["Cache-Control"] = "no-store"
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["X-Content-Type-Options"] = "nosniff"
@@ -60,14 +61,14 @@ def _fhir(resource: dict[str, Any], status: int = 200) -> Response:
     return response
 
 
-def _page(template: str, http_status: int = 200, **values: Any) -> Response:
+def page(template: str, http_status: int = 200, **values: Any) -> Response:
     html = render_template(template, rules_version=runtime().rules.version, **values)
     return Response(html, status=http_status, mimetype="text/html")
 
 
-def _error_page(error: ApiError) -> Response:
+def error_page(error: ApiError) -> Response:
     annotate(outcome="questions-refused", error=error.code)
-    return _page("error.html", error.status, status=error.status, code=error.code, message=error.message)
+    return page("error.html", error.status, status=error.status, code=error.code, message=error.message)
 
 
 def _query_token() -> str | None:
@@ -103,9 +104,9 @@ def questions_page(assessment_id: str) -> ResponseReturnValue:
     try:
         opened = open_questions(runtime(), assessment_id, token)
     except ApiError as error:
-        return _error_page(error)
+        return error_page(error)
     annotate(outcome="questions-shown", asked=[question.flag for question in opened.questions])
-    return _page(
+    return page(
         "questions.html",
         before=order_verdicts(opened.decision),
         questions=[question_view(question) for question in opened.questions],
@@ -156,10 +157,10 @@ def submit_answers(assessment_id: str) -> ResponseReturnValue:
             token, response = _response_from_form(assessment_id)
             answered = answer_questions(context, assessment_id, token, response)
         except ApiError as error:
-            return _error_page(error)
+            return error_page(error)
         view = _view(answered)
         annotate(outcome="questions-answered", changed=answered.record.changed)
-        return _page("answered.html", view=view, pairs=list(zip(view["before"], view["after"], strict=True)))
+        return page("answered.html", view=view, pairs=list(zip(view["before"], view["after"], strict=True)))
     body = read_json_body(request, context.settings)
     answered = answer_questions(context, assessment_id, _bearer_or_query_token(), body)
     annotate(outcome="questions-answered", changed=answered.record.changed)

@@ -6,6 +6,7 @@ FHIR QuestionnaireResponse and re-judged through the same route as the hook (`se
 - `responses`: a QuestionnaireResponse read strictly into `ClinicianAnswer`s (4xx naming what is wrong)
 - `tokens`: the signed, single-purpose, short-lived link token
 - `snapshot`: the findings kept until the questions are answered (codes and references, no record text)
+- `smart`: SMART App Launch of the questions page, for EHRs that open a card's `smart` link
 """
 
 from service.questions.catalog import Question, QuestionCatalog

@@ -12,6 +12,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import jwt
 from jwt.exceptions import PyJWTError
@@ -42,19 +43,35 @@ class TokenSigner:
     def from_setting(cls, key: str | None, *, lifetime: timedelta) -> TokenSigner:
         return cls(key.encode() if key else secrets.token_bytes(MIN_KEY_BYTES), lifetime=lifetime)
 
+    def seal(self, claims: dict[str, Any], *, audience: str, now: datetime, lifetime: timedelta) -> str:
+        """`claims` signed for one purpose (`audience`), valid `lifetime` from `now`."""
+        timing = {"iat": int(now.timestamp()), "exp": int((now + lifetime).timestamp())}
+        return jwt.encode(
+            {**claims, "iss": ISSUER, "aud": audience, **timing}, self._key, algorithm=ALGORITHM
+        )
+
+    def unseal(self, token: str, *, audience: str, required: tuple[str, ...]) -> dict[str, Any] | None:
+        """The claims of a token this service signed for `audience`, or None (forged, altered, another
+        purpose, a claim missing). Expiry is the caller's to check, against the injected clock."""
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                self._key,
+                algorithms=[ALGORITHM],
+                audience=audience,
+                issuer=ISSUER,
+                options={"require": ["exp", "iat", "aud", "iss", *required], "verify_exp": False},
+            )
+        except PyJWTError:
+            return None
+        return claims if isinstance(claims.get("exp"), int) else None
+
     def issue(self, assessment_id: str, *, now: datetime) -> tuple[str, QuestionsToken]:
         token_id = secrets.token_urlsafe(16)
-        expires_at = now + self.lifetime
-        claims = {
-            "iss": ISSUER,
-            "aud": AUDIENCE,
-            "sub": assessment_id,
-            "jti": token_id,
-            "iat": int(now.timestamp()),
-            "exp": int(expires_at.timestamp()),
-        }
-        token = jwt.encode(claims, self._key, algorithm=ALGORITHM)
-        return token, QuestionsToken(assessment_id, token_id, expires_at)
+        token = self.seal(
+            {"sub": assessment_id, "jti": token_id}, audience=AUDIENCE, now=now, lifetime=self.lifetime
+        )
+        return token, QuestionsToken(assessment_id, token_id, now + self.lifetime)
 
     def verify(self, token: str | None, assessment_id: str, *, now: datetime) -> QuestionsToken:
         """The token's claims, or a 403 naming why it is refused (missing, forged, expired, another one)."""
@@ -62,23 +79,10 @@ class TokenSigner:
             raise _refused(
                 "questions-token-missing", "this link needs its token (the card's link carries it)"
             )
-        try:
-            claims = jwt.decode(
-                token,
-                self._key,
-                algorithms=[ALGORITHM],
-                audience=AUDIENCE,
-                issuer=ISSUER,
-                options={"require": ["exp", "iat", "sub", "jti", "aud", "iss"], "verify_exp": False},
-            )
-        except PyJWTError:
-            raise _refused(
-                "questions-token-invalid", "the link's token is not valid (altered or forged)"
-            ) from None
-        try:
-            expires = int(claims["exp"])
-        except (TypeError, ValueError):
-            raise _refused("questions-token-invalid", "the link's token is not valid") from None
+        claims = self.unseal(token, audience=AUDIENCE, required=("sub", "jti"))
+        if claims is None:
+            raise _refused("questions-token-invalid", "the link's token is not valid (altered or forged)")
+        expires = claims["exp"]
         # Checked against the injected clock, not the wall clock PyJWT would use.
         if now.timestamp() >= expires:
             raise _refused(

@@ -2,7 +2,8 @@
 
 - `assess_hook(runtime, service, hook_request, caller=...)`: a CDS Hooks order-select / order-sign call
 - `assess_bundle(runtime, bundle, as_of, caller=...)`: `POST /evaluate`
-- `open_questions` / `answer_questions`: the red-flag questions a card offered, and their re-judgement
+- `open_questions` / `answer_questions`: the red-flag questions a card offered, and their re-judgement;
+  `launched_questions`: the same questions opened by a SMART launch of the card's `smart` link
 - `decide(rules, record, orders, as_of)`: the shared step, mappings -> rules -> decision, for every caller
   (the Bulk audit judges each order through it as of its own date)
 
@@ -19,6 +20,7 @@ from service.usecases.questions import (
     AnsweredQuestions,
     OpenQuestions,
     answer_questions,
+    launched_questions,
     offer_questions,
     open_questions,
 )
@@ -37,6 +39,7 @@ __all__ = [
     "audit_record",
     "decide",
     "judge",
+    "launched_questions",
     "no_request_log",
     "offer_questions",
     "open_questions",

@@ -98,7 +98,9 @@ def _judge(
         ),
     )
     assessment_id = runtime.new_id()
-    offer = offer_questions(runtime, decision, findings, assessment_id=assessment_id)
+    offer = offer_questions(
+        runtime, decision, findings, assessment_id=assessment_id, fhir_server=hook_request.fhir_server
+    )
     response = build_hook_response(
         decision,
         assessment_id=assessment_id,

@@ -20,6 +20,7 @@ from service.errors import ApiError
 from service.questions.catalog import Question
 from service.questions.questionnaire import assessment_questionnaire_url
 from service.questions.responses import read_response
+from service.questions.smart import LAUNCH_PATH, LaunchContext
 from service.questions.snapshot import findings_from_json, findings_to_json, patient_check
 from service.questions.verdict import verdict_summary
 from service.rules import Decision
@@ -62,9 +63,17 @@ def _link_label(questions: Sequence[Question]) -> str:
 
 
 def offer_questions(
-    runtime: Runtime, decision: Decision, findings: Findings, *, assessment_id: str
+    runtime: Runtime,
+    decision: Decision,
+    findings: Findings,
+    *,
+    assessment_id: str,
+    fhir_server: str | None = None,
 ) -> QuestionsOffer | None:
-    """The questions link for a hook's cards, or None when nothing relevant was left unchecked."""
+    """The questions link for a hook's cards, or None when nothing relevant was left unchecked.
+
+    A `smart` link (appContext = the assessment id) for an EHR whose FHIR server is a SMART issuer this
+    service is registered with; otherwise an `absolute` link carrying a signed token."""
     if not runtime.settings.questions:
         return None
     asked = runtime.questions.asked(decision)
@@ -73,14 +82,16 @@ def offer_questions(
     now = runtime.clock()
     token, issued = runtime.question_signer.issue(assessment_id, now=now)
     base = runtime.settings.public_base_urls[0]
+    label = _link_label(runtime.questions.select(asked))
+    if runtime.smart is not None and runtime.smart.trusts(fhir_server):
+        link = {"label": label, "url": f"{base}{LAUNCH_PATH}", "type": "smart", "appContext": assessment_id}
+    else:
+        url = f"{base}/questions/{quote(assessment_id, safe='')}?token={token}"
+        link = {"label": label, "url": url, "type": "absolute"}
     snapshot = findings_to_json(findings, assessment_id=assessment_id)
     snapshot["questionsVersion"] = runtime.questions.version
     return QuestionsOffer(
-        card_link={
-            "label": _link_label(runtime.questions.select(asked)),
-            "url": f"{base}/questions/{quote(assessment_id, safe='')}?token={token}",
-            "type": "absolute",
-        },
+        card_link=link,
         record=QuestionLink(
             assessment_id=assessment_id,
             created_at=now,
@@ -97,6 +108,10 @@ def _kept(
     """The link's stored row and its kept findings, or the 4xx that says why the questions cannot be
     answered (token first: without a valid one, nothing about the assessment is revealed)."""
     runtime.question_signer.verify(token, assessment_id, now=now)
+    return _open_link(runtime, assessment_id, now)
+
+
+def _open_link(runtime: Runtime, assessment_id: str, now: datetime) -> tuple[dict[str, Any], dict[str, Any]]:
     link = runtime.store.question_link(assessment_id)
     if link is None:
         raise ApiError(404, "no-questions", "no questions were offered for this assessment", "assessmentId")
@@ -120,6 +135,31 @@ def _kept(
             "assessmentId",
         )
     return link, findings
+
+
+def launched_questions(runtime: Runtime, launch: LaunchContext) -> str:
+    """A questions token for the assessment a SMART launch named (its appContext), once the EHR's patient
+    is the patient assessed; the 4xx naming why not otherwise."""
+    now = runtime.clock()
+    _, kept = _open_link(runtime, launch.assessment_id, now)
+    check = kept.get("patientCheck")
+    if check is not None:
+        if launch.patient_id is None:
+            raise ApiError(
+                403,
+                "smart-patient-missing",
+                "the EHR did not say which patient is open, so these questions cannot be shown",
+                "patient",
+            )
+        if patient_check(launch.assessment_id, f"Patient/{launch.patient_id}") != check:
+            raise ApiError(
+                403,
+                "smart-patient-mismatch",
+                "the patient open in the EHR is not the patient these questions are about",
+                "patient",
+            )
+    token, _ = runtime.question_signer.issue(launch.assessment_id, now=now)
+    return token
 
 
 def open_questions(runtime: Runtime, assessment_id: str, token: str | None) -> OpenQuestions:

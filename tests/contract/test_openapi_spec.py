@@ -36,6 +36,10 @@ EXPECTED_ERROR_STATUSES: dict[tuple[str, str], set[str]] = {
     ("post", "/questions/{assessmentId}"): {"400", "403", "404", "409", "413", "415", "422", "500"},
     ("get", "/questions/{assessmentId}/questionnaire"): {"403", "404", "409", "500"},
     ("get", "/questions/static/{name}"): {"404", "500"},
+    # SMART launch of the questions page: 400 a bad launch or callback, 403 not trusted or not vouched for,
+    # 404 SMART off or no questions, 409 answered already, 502 the EHR's configuration or token unusable.
+    ("get", "/questions/smart/launch"): {"400", "403", "404", "500", "502"},
+    ("get", "/questions/smart/callback"): {"400", "403", "404", "409", "500", "502"},
     # The demo room (CDS_DEMO=true only; 404 otherwise).
     ("get", "/demo"): {"404", "500"},
     ("get", "/demo/static/{name}"): {"404", "500"},
@@ -47,7 +51,13 @@ EXPECTED_ERROR_STATUSES: dict[tuple[str, str], set[str]] = {
 }
 # The questions page answers a browser: its refusals are HTML pages saying why (the form's POST answers
 # both, JSON to a QuestionnaireResponse and HTML to the form).
-HTML_PAGE_ERRORS = {("get", "/questions/{assessmentId}")}
+HTML_PAGE_ERRORS = {
+    ("get", "/questions/{assessmentId}"),
+    ("get", "/questions/smart/launch"),
+    ("get", "/questions/smart/callback"),
+}
+# Their success is a redirect: on to the EHR's authorize endpoint, and back to the questions page.
+REDIRECTS = {("get", "/questions/smart/launch"): "302", ("get", "/questions/smart/callback"): "303"}
 CORS_PATHS = {
     "/cds-services",
     "/cds-services/lbp-imaging-order-select",
@@ -103,7 +113,8 @@ def test_each_operation_documents_the_errors_it_can_produce(
     responses = _operations()[operation]["responses"]
     missing = statuses - set(responses)
     assert not missing, f"{operation} does not document {sorted(missing)}"
-    assert "200" in responses or operation == ("post", "/cds-services/{serviceId}")
+    success = REDIRECTS.get(operation, "200")
+    assert success in responses or operation == ("post", "/cds-services/{serviceId}")
 
 
 @pytest.mark.parametrize("operation", sorted(EXPECTED_ERROR_STATUSES))

@@ -38,6 +38,7 @@ def sign_order(
     drop: tuple[str, ...] = (),
     conditions_partial: bool = False,
     without_birth_date: bool = False,
+    fhir_server: str | None = None,
 ) -> dict[str, Any]:
     """order-sign for a sample patient, the prefetch read from the demo EHR less the keys in `drop`."""
     service = services(client)["order-sign"]
@@ -59,6 +60,8 @@ def sign_order(
         },
         "prefetch": prefetch,
     }
+    if fhir_server:
+        body["fhirServer"] = fhir_server
     response = client.post(f"/cds-services/{service['id']}", json=body)
     assert response.status_code == 200, response.get_data(as_text=True)
     answer: dict[str, Any] = json_of(response)
