@@ -11,6 +11,8 @@ Errors are HTML pages (a browser is on the other end) with the status and code t
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.wrappers import Response
@@ -38,8 +40,11 @@ def _launcher() -> SmartLauncher:
     return launcher
 
 
-def _secure() -> bool:
-    return runtime().settings.public_base_urls[0].startswith("https://")
+def _cookie_attributes() -> dict[str, Any]:
+    """Set and cleared alike (a browser ignores a clearing cookie whose attributes differ). Lax: the
+    callback is a top-level navigation back from the EHR; the pages refuse framing, so no SameSite=None."""
+    secure = runtime().settings.public_base_urls[0].startswith("https://")
+    return {"path": CALLBACK_PATH, "secure": secure, "httponly": True, "samesite": "Lax"}
 
 
 @blueprint.get("/questions/smart/launch")
@@ -52,16 +57,11 @@ def launch() -> ResponseReturnValue:
         return error_page(error)
     annotate(outcome="smart-launch-authorize")
     response = redirect(redirect_to.authorize_url, 302)
-    secure = _secure()
     response.set_cookie(
         redirect_to.cookie_name,
         redirect_to.cookie_value,
         max_age=int(LAUNCH_LIFETIME.total_seconds()),
-        path=CALLBACK_PATH,
-        secure=secure,
-        httponly=True,
-        # An EHR that shows apps in an iframe makes the callback a third-party request: None needs Secure.
-        samesite="None" if secure else "Lax",
+        **_cookie_attributes(),
     )
     return response
 
@@ -75,6 +75,7 @@ def callback() -> ResponseReturnValue:
             state=state,
             code=request.args.get("code"),
             error=request.args.get("error"),
+            response_iss=request.args.get("iss"),
             cookies=request.cookies,
             now=context.clock(),
         )
@@ -93,4 +94,4 @@ def callback() -> ResponseReturnValue:
 
 def _forget(response: Response, name: str) -> None:
     """The launch's cookie is good for one callback, whatever its outcome."""
-    response.delete_cookie(name, path=CALLBACK_PATH, secure=_secure(), httponly=True)
+    response.delete_cookie(name, **_cookie_attributes())

@@ -6,9 +6,11 @@ with `iss` (its FHIR base URL) and `launch`; `begin` checks `iss` against CDS_SM
 fetched from a URL the caller chose), reads `{iss}/.well-known/smart-configuration`, and sends the browser
 to the EHR's authorization endpoint with PKCE (S256). The state, the code verifier and the token endpoint
 travel in a signed, HttpOnly cookie named after the state (several launches in one browser do not clash),
-so any replica can take the callback. `finish` checks the state against that cookie and exchanges the code;
-the token response's `appContext` names the assessment and its `patient` must be the patient assessed.
-The access token itself is not used, kept or logged: the launch only proves who opened which assessment.
+so any replica can take the callback. `finish` checks the state against that cookie (and the response's
+`iss`, RFC 9207, when the EHR says it sends one) and exchanges the code; the token response's `appContext`
+names the assessment, which must have been offered to this EHR, and its `patient` must be the patient
+assessed. The access token itself is not used, kept or logged: the launch proves which EHR opened which
+assessment for which patient, not who the user is (no `openid`; the EHR authenticated its user).
 """
 
 from __future__ import annotations
@@ -41,8 +43,10 @@ LAUNCH_LIFETIME = timedelta(minutes=10)  # from the EHR's launch to the callback
 HTTP_TIMEOUT_SECONDS = 5.0
 MAX_RESPONSE_BYTES = 64 * 1024
 CONFIGURATION_TTL_SECONDS = 3600.0
-_STATE = re.compile(r"^[A-Za-z0-9_-]{32}$")
-_OAUTH_ERROR = re.compile(r"^[a-z_]{1,64}$")
+FAILURE_TTL_SECONDS = 30.0  # an EHR that is down is asked again after this, not on every launch
+_STATE = re.compile(r"[A-Za-z0-9_-]{32}")
+_OAUTH_ERROR = re.compile(r"[a-z_]{1,64}")
+_ASSESSMENT_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
@@ -50,6 +54,7 @@ _LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 class SmartEndpoints:
     authorize: str
     token: str
+    response_issuer: str | None  # the `iss` the callback must carry (RFC 9207), when the EHR sends one
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +70,7 @@ class LaunchRedirect:
 class LaunchContext:
     """What the EHR's token response says about this launch."""
 
+    ehr: str  # the launch's issuer (normalised FHIR base URL)
     assessment_id: str  # the card's appContext
     patient_id: str | None  # the patient open in the EHR, when it says
 
@@ -79,7 +85,14 @@ def code_challenge(verifier: str) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
-def _endpoint_problem(url: Any) -> str | None:
+def _is_loopback(url: str) -> bool:
+    try:
+        return (urlsplit(url).hostname or "").lower() in _LOOPBACK_HOSTS
+    except ValueError:
+        return False
+
+
+def _endpoint_problem(url: Any, *, loopback_http: bool) -> str | None:
     if not isinstance(url, str):
         return "is missing"
     try:
@@ -89,8 +102,8 @@ def _endpoint_problem(url: Any) -> str | None:
         return "is not a URL"
     if parts.scheme == "https" and host:
         return None
-    if parts.scheme == "http" and host in _LOOPBACK_HOSTS:
-        return None  # local EHR simulators and tests
+    if parts.scheme == "http" and host in _LOOPBACK_HOSTS and loopback_http:
+        return None  # a local EHR simulator (and tests): only for an issuer on loopback itself
     return "must be an https URL"
 
 
@@ -124,7 +137,7 @@ def _json_from_ehr(method: str, url: str, *, code: str, failed: str, **options: 
                 if len(body) > MAX_RESPONSE_BYTES:
                     raise ValueError("response too large")
             return json.loads(body)
-    except (requests.RequestException, ValueError):
+    except (requests.RequestException, ValueError, RecursionError):  # RecursionError: absurdly nested JSON
         raise _upstream(code, failed) from None
 
 
@@ -147,7 +160,7 @@ class SmartLauncher:
         self.issuers = issuers
         self.redirect_uri = redirect_uri
         self._signer = signer
-        self._configurations: dict[str, tuple[float, SmartEndpoints]] = {}
+        self._configurations: dict[str, tuple[float, SmartEndpoints | ApiError]] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -167,7 +180,9 @@ class SmartLauncher:
         issuers = []
         for issuer in settings.smart_issuers:
             normalised = normalise_server_url(issuer)
-            problem = "is not a URL" if normalised is None else _endpoint_problem(normalised)
+            problem = (
+                "is not a URL" if normalised is None else _endpoint_problem(normalised, loopback_http=True)
+            )
             if normalised is None or problem:
                 raise ConfigError(f"CDS_SMART_ISSUERS: {issuer!r} {problem} (plain http only for localhost)")
             issuers.append(normalised)
@@ -182,9 +197,9 @@ class SmartLauncher:
             signer=signer,
         )
 
-    def trusts(self, fhir_server: object) -> bool:
-        """Whether a hook call from this FHIR server gets the `smart` questions link."""
-        return trusted_server(fhir_server, self.issuers) is not None
+    def issuer_for(self, fhir_server: object) -> str | None:
+        """The configured issuer a hook call's `fhirServer` is (its card gets the `smart` link), or None."""
+        return trusted_server(fhir_server, self.issuers)
 
     # -- the launch --------------------------------------------------------------------------------------
 
@@ -206,8 +221,11 @@ class SmartLauncher:
         endpoints = self._endpoints(issuer)
         state = secrets.token_urlsafe(24)
         verifier = secrets.token_urlsafe(48)
+        claims = {"state": state, "verifier": verifier, "ehr": issuer, "token_endpoint": endpoints.token}
+        if endpoints.response_issuer:
+            claims["response_iss"] = endpoints.response_issuer
         sealed = self._signer.seal(
-            {"state": state, "verifier": verifier, "iss": issuer, "token_endpoint": endpoints.token},
+            claims,
             audience=LAUNCH_AUDIENCE,
             now=now,
             lifetime=LAUNCH_LIFETIME,
@@ -234,11 +252,12 @@ class SmartLauncher:
         state: str | None,
         code: str | None,
         error: str | None,
+        response_iss: str | None,
         cookies: Mapping[str, str],
         now: datetime,
     ) -> LaunchContext:
         """Check the callback against the launch's cookie and exchange the code for the launch context."""
-        if not state or not _STATE.match(state):
+        if not state or not _STATE.fullmatch(state):
             raise ApiError(
                 400, "smart-state-missing", "the SMART callback has no valid state parameter", "state"
             )
@@ -251,7 +270,7 @@ class SmartLauncher:
                 "state",
             )
         launch = self._signer.unseal(
-            sealed, audience=LAUNCH_AUDIENCE, required=("state", "verifier", "iss", "token_endpoint")
+            sealed, audience=LAUNCH_AUDIENCE, required=("state", "verifier", "ehr", "token_endpoint")
         )
         if launch is None or launch["state"] != state:
             raise ApiError(400, "smart-state-invalid", "the SMART launch's state does not match", "state")
@@ -262,23 +281,39 @@ class SmartLauncher:
                 "the SMART launch took too long: launch again from the EHR",
                 "state",
             )
+        expected_iss = launch.get("response_iss")
+        if expected_iss is not None and response_iss != expected_iss:
+            # RFC 9207: an EHR that names itself in its responses must, or the response is another's.
+            raise ApiError(
+                400, "smart-response-iss-mismatch", "the SMART callback's iss is not the EHR launched", "iss"
+            )
         if error:
-            shown = error if _OAUTH_ERROR.match(error) else "unknown"
+            shown = error if _OAUTH_ERROR.fullmatch(error) else "unknown"
             raise ApiError(
                 403, "smart-authorization-denied", f"the EHR did not authorize the launch ({shown})", "error"
             )
         if not code or len(code) > 4096:
             raise ApiError(400, "smart-code-missing", "the SMART callback has no authorization code", "code")
-        return self._exchange(launch["token_endpoint"], code, launch["verifier"])
+        return self._exchange(launch["ehr"], launch["token_endpoint"], code, launch["verifier"])
 
     # -- talking to the EHR ------------------------------------------------------------------------------
 
     def _endpoints(self, issuer: str) -> SmartEndpoints:
         with self._lock:
             cached = self._configurations.get(issuer)
-        if cached and time.monotonic() - cached[0] < CONFIGURATION_TTL_SECONDS:
-            return cached[1]
-        endpoints = self._discover(issuer)
+        if cached:
+            fetched_at, known = cached
+            ttl = FAILURE_TTL_SECONDS if isinstance(known, ApiError) else CONFIGURATION_TTL_SECONDS
+            if time.monotonic() - fetched_at < ttl:
+                if isinstance(known, ApiError):
+                    raise known
+                return known
+        try:
+            endpoints = self._discover(issuer)
+        except ApiError as failure:
+            with self._lock:
+                self._configurations[issuer] = (time.monotonic(), failure)
+            raise
         with self._lock:
             self._configurations[issuer] = (time.monotonic(), endpoints)
         return endpoints
@@ -295,19 +330,27 @@ class SmartLauncher:
                 "smart-configuration-invalid", "the EHR's SMART configuration is not a JSON object"
             )
         for field in ("authorization_endpoint", "token_endpoint"):
-            problem = _endpoint_problem(document.get(field))
+            problem = _endpoint_problem(document.get(field), loopback_http=_is_loopback(issuer))
             if problem:
                 raise _upstream(
                     "smart-configuration-invalid", f"the EHR's SMART configuration: {field} {problem}"
                 )
         methods = document.get("code_challenge_methods_supported")
-        if isinstance(methods, list) and "S256" not in methods:
+        if not isinstance(methods, list) or "S256" not in methods:  # SMART 2.0: SHALL list S256
             raise _upstream(
-                "smart-configuration-invalid", "the EHR's SMART configuration does not support PKCE S256"
+                "smart-configuration-invalid",
+                "the EHR's SMART configuration does not list PKCE S256 in code_challenge_methods_supported",
             )
-        return SmartEndpoints(document["authorization_endpoint"], document["token_endpoint"])
+        response_issuer = None
+        if document.get("authorization_response_iss_parameter_supported") is True:
+            if not isinstance(document.get("issuer"), str):
+                raise _upstream(
+                    "smart-configuration-invalid", "the EHR's SMART configuration: issuer is missing"
+                )
+            response_issuer = document["issuer"]
+        return SmartEndpoints(document["authorization_endpoint"], document["token_endpoint"], response_issuer)
 
-    def _exchange(self, token_endpoint: str, code: str, verifier: str) -> LaunchContext:
+    def _exchange(self, ehr: str, token_endpoint: str, code: str, verifier: str) -> LaunchContext:
         form = {
             "grant_type": "authorization_code",
             "code": code,
@@ -335,8 +378,13 @@ class SmartLauncher:
                 "smart-app-context-missing",
                 "the EHR's token response has no appContext: it must pass on the card link's appContext",
             )
+        if not _ASSESSMENT_ID.fullmatch(app_context.strip()):
+            raise _upstream(
+                "smart-app-context-invalid", "the EHR's appContext is not an assessment id this service gave"
+            )
         patient = answer.get("patient")
         return LaunchContext(
+            ehr=ehr,
             assessment_id=app_context.strip(),
             patient_id=patient.removeprefix("Patient/") if isinstance(patient, str) and patient else None,
         )

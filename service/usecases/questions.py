@@ -83,13 +83,15 @@ def offer_questions(
     token, issued = runtime.question_signer.issue(assessment_id, now=now)
     base = runtime.settings.public_base_urls[0]
     label = _link_label(runtime.questions.select(asked))
-    if runtime.smart is not None and runtime.smart.trusts(fhir_server):
+    snapshot = findings_to_json(findings, assessment_id=assessment_id)
+    snapshot["questionsVersion"] = runtime.questions.version
+    smart_issuer = runtime.smart.issuer_for(fhir_server) if runtime.smart is not None else None
+    if smart_issuer is not None:
         link = {"label": label, "url": f"{base}{LAUNCH_PATH}", "type": "smart", "appContext": assessment_id}
+        snapshot["smartIssuer"] = smart_issuer  # only this EHR may launch it
     else:
         url = f"{base}/questions/{quote(assessment_id, safe='')}?token={token}"
         link = {"label": label, "url": url, "type": "absolute"}
-    snapshot = findings_to_json(findings, assessment_id=assessment_id)
-    snapshot["questionsVersion"] = runtime.questions.version
     return QuestionsOffer(
         card_link=link,
         record=QuestionLink(
@@ -138,26 +140,32 @@ def _open_link(runtime: Runtime, assessment_id: str, now: datetime) -> tuple[dic
 
 
 def launched_questions(runtime: Runtime, launch: LaunchContext) -> str:
-    """A questions token for the assessment a SMART launch named (its appContext), once the EHR's patient
-    is the patient assessed; the 4xx naming why not otherwise."""
+    """A questions token for the assessment a SMART launch named (its appContext), once it is sure the
+    questions were offered to that EHR and its open patient is the patient assessed; else the 4xx why."""
     now = runtime.clock()
     _, kept = _open_link(runtime, launch.assessment_id, now)
+    if kept.get("smartIssuer") != launch.ehr:
+        raise ApiError(
+            403,
+            "smart-issuer-mismatch",
+            "these questions were not offered to the EHR that launched them",
+            "iss",
+        )
     check = kept.get("patientCheck")
-    if check is not None:
-        if launch.patient_id is None:
-            raise ApiError(
-                403,
-                "smart-patient-missing",
-                "the EHR did not say which patient is open, so these questions cannot be shown",
-                "patient",
-            )
-        if patient_check(launch.assessment_id, f"Patient/{launch.patient_id}") != check:
-            raise ApiError(
-                403,
-                "smart-patient-mismatch",
-                "the patient open in the EHR is not the patient these questions are about",
-                "patient",
-            )
+    if launch.patient_id is None or check is None:
+        raise ApiError(
+            403,
+            "smart-patient-missing",
+            "the EHR did not say which patient is open, so these questions cannot be shown",
+            "patient",
+        )
+    if patient_check(launch.assessment_id, f"Patient/{launch.patient_id}") != check:
+        raise ApiError(
+            403,
+            "smart-patient-mismatch",
+            "the patient open in the EHR is not the patient these questions are about",
+            "patient",
+        )
     token, _ = runtime.question_signer.issue(launch.assessment_id, now=now)
     return token
 

@@ -4,6 +4,7 @@ server on loopback as the EHR (`tests.support.smart_ehr`), the browser's hops pl
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
@@ -236,6 +237,16 @@ def test_a_bad_launch_is_a_page_and_fetches_nothing(smart: FlaskClient, ehr: Sma
             id="no-s256",
         ),
         pytest.param(
+            {"configuration": {"code_challenge_methods_supported": None}},
+            "smart-configuration-invalid",
+            id="pkce-methods-not-listed",
+        ),
+        pytest.param(
+            {"configuration": {"authorization_response_iss_parameter_supported": True, "issuer": None}},
+            "smart-configuration-invalid",
+            id="iss-parameter-without-issuer",
+        ),
+        pytest.param(
             {"configuration": {"token_endpoint": "http://ehr.example/token"}},
             "smart-configuration-invalid",
             id="plain-http-token-endpoint",
@@ -273,6 +284,12 @@ def test_an_unreachable_ehr_is_a_502_page(make_client: Callable[..., FlaskClient
         ),
         pytest.param(
             {"token_extra": {"appContext": "unknown-assessment"}}, 404, "no-questions", id="unknown-context"
+        ),
+        pytest.param(
+            {"token_extra": {"appContext": "x" * 65}}, 502, "smart-app-context-invalid", id="long-context"
+        ),
+        pytest.param(
+            {"token_extra": {"appContext": "\u202eabc"}}, 502, "smart-app-context-invalid", id="odd-context"
         ),
     ],
 )
@@ -382,21 +399,114 @@ def test_misset_smart_settings_fail_start_up_naming_the_variable(settings_overri
         create_app({**settings_overrides, **settings})
 
 
-def test_behind_https_the_launch_cookie_is_secure_and_survives_an_ehr_iframe(
+def test_behind_https_the_launch_cookie_is_secure_and_cleared_with_the_same_attributes(
+    make_client: Callable[..., FlaskClient],
+):
+    base = "https://cds.example.org"
+    with SmartEhr(client_id=CLIENT_ID, redirect_uri=f"{base}/questions/smart/callback") as ehr:
+        client = make_client(
+            demo=True,
+            admin_token=ADMIN_TOKEN,
+            questions_key="k" * 32,
+            smart_client_id=CLIENT_ID,
+            smart_issuers=(ehr.base_url,),
+            public_base_urls=(base,),
+        )
+        link = _signed_with_smart_link(client, ehr)
+        assert link["url"] == f"{base}/questions/smart/launch"
+        launch_id = ehr.launch(patient=NO_VITALS, app_context=link["appContext"])
+        started = client.get(
+            f"/questions/smart/launch?iss={quote(ehr.base_url, safe='')}&launch={launch_id}", base_url=base
+        )
+        assert started.status_code == 302
+        set_cookie = started.headers["Set-Cookie"]
+        back = requests.get(started.headers["Location"], allow_redirects=False, timeout=5).headers["Location"]
+        callback = client.get(back.removeprefix(base), base_url=base)
+
+    assert callback.status_code == 303, callback.get_data(as_text=True)
+    cleared = callback.headers["Set-Cookie"]
+    for attributes in (set_cookie, cleared):
+        assert "Secure" in attributes
+        assert "HttpOnly" in attributes
+        assert "SameSite=Lax" in attributes
+        assert "Path=/questions/smart/callback" in attributes
+    assert "Max-Age=0" in cleared
+
+
+def test_a_launch_from_another_configured_ehr_is_refused(
     make_client: Callable[..., FlaskClient], ehr: SmartEhr
 ):
-    client = make_client(
-        demo=True,
-        questions_key="k" * 32,
-        smart_client_id=CLIENT_ID,
-        smart_issuers=(ehr.base_url,),
-        public_base_urls=("https://cds.example.org",),
-    )
-    started = _launch(client, ehr, ehr.launch(patient=NO_VITALS, app_context="x"))
+    with SmartEhr(client_id=CLIENT_ID, redirect_uri=REDIRECT_URI) as other:
+        client = make_client(
+            demo=True,
+            admin_token=ADMIN_TOKEN,
+            questions_key="k" * 32,
+            smart_client_id=CLIENT_ID,
+            smart_issuers=(ehr.base_url, other.base_url),
+        )
+        link = _signed_with_smart_link(client, ehr)  # offered to `ehr`
+        started = _launch(client, other, other.launch(patient=NO_VITALS, app_context=link["appContext"]))
+        callback = client.get(_at_the_ehr(started.headers["Location"]))
 
-    assert started.status_code == 302
-    cookie = started.headers["Set-Cookie"]
-    assert "Secure" in cookie
-    assert "SameSite=None" in cookie
-    asked = parse_qs(urlsplit(started.headers["Location"]).query)
-    assert asked["redirect_uri"] == ["https://cds.example.org/questions/smart/callback"]
+    _refused_page(callback, 403, "smart-issuer-mismatch")
+
+
+def test_an_assessment_offered_with_the_absolute_link_cannot_be_smart_launched(
+    smart: FlaskClient, ehr: SmartEhr
+):
+    absolute = _smart_link(sign_order(smart, NO_VITALS, drop=("observations",)))
+    assessment_id = urlsplit(absolute["url"]).path.rsplit("/", 1)[1]
+
+    _, callback = _launched(smart, ehr, app_context=assessment_id)
+
+    _refused_page(callback, 403, "smart-issuer-mismatch")
+
+
+def test_a_valid_cookie_from_another_launch_is_refused(smart: FlaskClient, ehr: SmartEhr):
+    link = _signed_with_smart_link(smart, ehr)
+    first = _launch(smart, ehr, ehr.launch(patient=NO_VITALS, app_context=link["appContext"]))
+    second = _launch(smart, ehr, ehr.launch(patient=NO_VITALS, app_context=link["appContext"]))
+    first_sealed = first.headers["Set-Cookie"].split(";")[0].split("=", 1)[1]
+    back = _at_the_ehr(second.headers["Location"])
+    second_state = parse_qs(urlsplit(back).query)["state"][0]
+    smart.set_cookie(f"lbp_smart_{second_state}", first_sealed, path="/questions/smart/callback")
+
+    _refused_page(smart.get(back), 400, "smart-state-invalid")
+
+
+def test_an_ehr_that_names_itself_in_responses_must_name_itself_rightly(smart: FlaskClient, ehr: SmartEhr):
+    ehr.knobs.configuration = {"authorization_response_iss_parameter_supported": True}
+    _, callback = _launched(smart, ehr)
+    assert callback.status_code == 303, callback.get_data(as_text=True)
+
+    ehr.knobs.response_iss = "https://mix-up.example/fhir"
+    _, callback = _launched(smart, ehr)
+    _refused_page(callback, 400, "smart-response-iss-mismatch")
+
+
+def test_an_ehr_that_is_down_is_asked_again_only_after_a_while(smart: FlaskClient, ehr: SmartEhr):
+    ehr.knobs.configuration_status = 503
+    for _ in range(3):
+        _refused_page(_launch(smart, ehr, "abc"), 502, "smart-configuration-unavailable")
+    assert ehr.paths() == ["/fhir/.well-known/smart-configuration"]
+
+
+def test_a_launch_logs_no_code_token_launch_or_patient(smart: FlaskClient, ehr: SmartEhr, caplog):
+    caplog.set_level(logging.DEBUG)
+    link = _signed_with_smart_link(smart, ehr)
+    launch_id = ehr.launch(patient=NO_VITALS, app_context=link["appContext"])
+    caplog.clear()
+
+    started = _launch(smart, ehr, launch_id)
+    back = _at_the_ehr(started.headers["Location"])
+    callback = smart.get(back)
+
+    assert callback.status_code == 303
+    code = parse_qs(urlsplit(back).query)["code"][0]
+    token = parse_qs(urlsplit(callback.headers["Location"]).query)["token"][0]
+    (token_call,) = [r for r in ehr.received if r.path == "/auth/token"]
+    secrets = {code, token, launch_id, token_call.params["code_verifier"], "SECRET-ACCESS-TOKEN", NO_VITALS}
+    lines = [f"{record.getMessage()} {record.__dict__}" for record in caplog.records]
+    assert any("smart-launch-opened" in line for line in lines)  # the log was captured
+    for line in lines:
+        assert not [secret for secret in secrets if secret in line], line

@@ -37,6 +37,7 @@ class EhrKnobs:
     configuration: dict[str, Any] = field(default_factory=dict)  # merged over the real document
     configuration_body: bytes | None = None  # sent instead of the document, as is
     deny: str | None = None  # authorize answers `error=<this>`
+    response_iss: str | None = None  # the `iss` authorize sends back (RFC 9207) instead of the real one
     token_status: int = 200
     token_drop: tuple[str, ...] = ()  # members left out of the token response
     token_extra: dict[str, Any] = field(default_factory=dict)
@@ -140,6 +141,9 @@ class SmartEhr:
         if problems:
             return 400, f"bad authorize request: {', '.join(problems)}"
         back = {"state": params["state"]}
+        _, document = self.configuration()
+        if document.get("authorization_response_iss_parameter_supported") is True:
+            back["iss"] = self.knobs.response_iss or document["issuer"]
         if self.knobs.deny:
             back["error"] = self.knobs.deny
         else:
