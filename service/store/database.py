@@ -15,6 +15,8 @@ Either way, a connection opened before a fork (gunicorn's preload_app) is never 
 from __future__ import annotations
 
 import os
+import sqlite3
+import time
 import weakref
 from pathlib import Path
 from typing import Any
@@ -64,6 +66,21 @@ def create_store_engine(database_url: str) -> Engine:
     return engine
 
 
+def _enable_wal(cursor: sqlite3.Cursor) -> None:
+    """Switch to WAL, retrying "database is locked": SQLite refuses the switch at once, without calling the
+    busy handler, while another connection is switching a new database at the same moment (workers
+    starting together on a fresh file)."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.005)
+
+
 def _sqlite_engine(url: URL) -> Engine:
     assert url.database is not None  # normalise_database_url refused the in-memory forms
     Path(url.database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
@@ -75,8 +92,8 @@ def _sqlite_engine(url: URL) -> Engine:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         try:
-            cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            _enable_wal(cursor)
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA synchronous=FULL")
         finally:
